@@ -1,0 +1,1 @@
+"""Dataset store, ASR manifests, versioning and feature extraction."""

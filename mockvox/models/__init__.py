@@ -1,0 +1,1 @@
+"""Assembled GPT-SoVITS networks (no Lightning / MLflow imports)."""

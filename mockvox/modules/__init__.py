@@ -1,0 +1,1 @@
+"""Reusable neural-network blocks of GPT-SoVITS."""

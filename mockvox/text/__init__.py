@@ -1,0 +1,1 @@
+"""Text frontend: symbols, normalisers, per-language G2P, language segmentation."""

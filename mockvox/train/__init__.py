@@ -1,0 +1,1 @@
+"""Lightning modules, callbacks, MLflow glue and the training entry point."""
