@@ -1,0 +1,33 @@
+"""The fixture folder itself is usable: scheme fingerprints and case discovery."""
+
+import pytest
+
+from tests.conformance.fixtures import case_names, fixtures_dir, load_case, scheme_state_dict
+
+pytestmark = pytest.mark.skipif(not fixtures_dir().is_dir(), reason="no GPT-SoVITS fixture folder")
+
+
+def test_cases_discovered():
+    names = case_names("")
+    assert any(n.startswith("t2s_") for n in names)
+    assert any(n.startswith("s2v2_") for n in names)
+    assert any(n.startswith("v4_") for n in names)
+
+
+def test_scheme_is_deterministic():
+    shapes = {"model.bert_proj.weight": (512, 1024), "dec.ups.0.weight_g": (512, 1, 1)}
+    a = scheme_state_dict(shapes, seed=1)
+    b = scheme_state_dict(dict(reversed(list(shapes.items()))), seed=1)
+    for key in shapes:
+        assert a[key].equal(b[key])
+    assert a["dec.ups.0.weight_g"].sub(1).abs().max() < 1  # R9: 1 + 0.1*x
+
+
+def test_case_check_rejects_wrong_values():
+    case = load_case(case_names("t2s_logits")[0])
+    good = case.expected("single_logits")
+    case.check("single_logits", good)
+    with pytest.raises(AssertionError):
+        case.check("single_logits", good * 1.01)
+    with pytest.raises(AssertionError):
+        case.check("single_targets", case.expected("single_targets") + 1)
