@@ -1,0 +1,182 @@
+"""Re-implements GPT-SoVITS AR blocks (AR/modules/embedding.py, transformer.py, the T2SBlock KV-cache path).
+
+Differences: one module serves training (additive or boolean mask, dropout) and cached decoding; the KV cache is
+preallocated and grown in chunks instead of concatenated every step; attention always goes through SDPA.
+Parameter names match the official ones (``word_embeddings``, ``alpha``, ``self_attn.in_proj_weight`` ...).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class TokenEmbedding(nn.Module):
+    """Embedding table stored as ``word_embeddings`` followed by dropout."""
+
+    def __init__(self, dim: int, vocab_size: int, dropout: float = 0.0):
+        super().__init__()
+        self.word_embeddings = nn.Embedding(vocab_size, dim)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.word_embeddings(ids))
+
+
+def sine_table(length: int, dim: int) -> torch.Tensor:
+    """Sin/cos table [length, dim]: even channels sin(p*d_i), odd channels cos(p*d_i), d_i = 10000^(-2i/dim)."""
+    position = torch.arange(0, length, dtype=torch.float32).unsqueeze(1)
+    inv_freq = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32) * -(math.log(10000.0) / dim))
+    table = torch.zeros(length, dim)
+    table[:, 0::2] = torch.sin(position * inv_freq)
+    table[:, 1::2] = torch.cos(position * inv_freq)
+    return table
+
+
+class SinePositionalEmbedding(nn.Module):
+    """``x + alpha * pe[:T]`` with a learnable scalar ``alpha``; positions start at 0 for every stream."""
+
+    def __init__(self, dim: int, dropout: float = 0.0, initial_length: int = 4000):
+        super().__init__()
+        self.dim = dim
+        self.alpha = nn.Parameter(torch.ones(1))
+        self.dropout = nn.Dropout(dropout)
+        self.register_buffer("pe", sine_table(initial_length, dim), persistent=False)
+
+    def table(self, length: int) -> torch.Tensor:
+        """Positional table with at least ``length`` rows, in the dtype/device of ``alpha``."""
+        if self.pe.shape[0] < length:
+            self.pe = sine_table(max(length, 2 * self.pe.shape[0]), self.dim).to(self.alpha.device)
+        if self.pe.dtype != self.alpha.dtype:
+            self.pe = self.pe.to(self.alpha.dtype)
+        return self.pe
+
+    def forward(self, x: torch.Tensor, offset: int = 0) -> torch.Tensor:
+        # x: [B, T, C]
+        pe = self.table(offset + x.shape[1])[offset : offset + x.shape[1]]
+        return self.dropout(x + self.alpha * pe)
+
+
+class KVCache:
+    """Per-layer key/value buffers [B, H, capacity, D], grown in chunks; ``length`` positions are filled."""
+
+    def __init__(self, num_layers: int, batch: int, heads: int, head_dim: int, capacity: int, like: torch.Tensor):
+        shape = (batch, heads, capacity, head_dim)
+        self.k = [like.new_empty(shape) for _ in range(num_layers)]
+        self.v = [like.new_empty(shape) for _ in range(num_layers)]
+        self.length = 0
+        self.chunk = 256
+
+    @property
+    def capacity(self) -> int:
+        return self.k[0].shape[2]
+
+    def ensure(self, length: int) -> None:
+        """Make room for ``length`` positions (copying the filled part into larger buffers when needed)."""
+        if length <= self.capacity:
+            return
+        new_cap = length + self.chunk
+        for store in (self.k, self.v):
+            for i, buf in enumerate(store):
+                grown = buf.new_empty((*buf.shape[:2], new_cap, buf.shape[3]))
+                grown[:, :, : self.length] = buf[:, :, : self.length]
+                store[i] = grown
+
+    def select(self, rows: torch.Tensor) -> None:
+        """Keep only the batch rows ``rows`` (finished sequences are dropped)."""
+        for store in (self.k, self.v):
+            for i, buf in enumerate(store):
+                store[i] = buf.index_select(0, rows)
+
+
+class PackedSelfAttention(nn.Module):
+    """Multi-head self-attention with packed q|k|v projection (``in_proj_weight`` [3C, C]) and ``out_proj``."""
+
+    def __init__(self, dim: int, heads: int, dropout: float = 0.0):
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"hidden size {dim} is not divisible by {heads} heads")
+        self.heads = heads
+        self.head_dim = dim // heads
+        self.dropout = dropout
+        self.in_proj_weight = nn.Parameter(torch.empty(3 * dim, dim))
+        self.in_proj_bias = nn.Parameter(torch.zeros(3 * dim))
+        self.out_proj = nn.Linear(dim, dim)
+        nn.init.xavier_uniform_(self.in_proj_weight)
+
+    def _heads(self, t: torch.Tensor) -> torch.Tensor:
+        b, n, _ = t.shape
+        return t.view(b, n, self.heads, self.head_dim).transpose(1, 2)  # [B, H, T, D]
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        cache: KVCache | None = None,
+        layer: int = 0,
+    ) -> torch.Tensor:
+        """Attend ``x`` [B, T, C] over itself, or over the cache when one is given.
+
+        ``mask`` follows SDPA: boolean True = may attend, or an additive float mask; broadcast to [B, H, T, S].
+        With a cache, the new keys/values are written at ``cache.length`` and attention covers all filled positions.
+        """
+        b, t, c = x.shape
+        q, k, v = F.linear(x, self.in_proj_weight, self.in_proj_bias).chunk(3, dim=-1)
+        q, k, v = self._heads(q), self._heads(k), self._heads(v)
+        if cache is not None:
+            start = cache.length
+            cache.k[layer][:, :, start : start + t] = k
+            cache.v[layer][:, :, start : start + t] = v
+            k = cache.k[layer][:, :, : start + t]
+            v = cache.v[layer][:, :, : start + t]
+        p = self.dropout if self.training else 0.0
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
+        out = out.transpose(1, 2).reshape(b, t, c)
+        return self.out_proj(out)
+
+
+class ARTransformerLayer(nn.Module):
+    """Post-LN encoder layer: ``h = LN1(h + Attn(h)); h = LN2(h + W2 relu(W1 h))``."""
+
+    def __init__(self, dim: int, heads: int, ffn_dim: int, dropout: float = 0.1, eps: float = 1e-5):
+        super().__init__()
+        self.self_attn = PackedSelfAttention(dim, heads, dropout)
+        self.linear1 = nn.Linear(dim, ffn_dim)
+        self.linear2 = nn.Linear(ffn_dim, dim)
+        self.norm1 = nn.LayerNorm(dim, eps=eps)
+        self.norm2 = nn.LayerNorm(dim, eps=eps)
+        self.dropout = nn.Dropout(dropout)
+        self.dropout1 = nn.Dropout(dropout)
+        self.dropout2 = nn.Dropout(dropout)
+
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor | None = None, cache: KVCache | None = None, layer: int = 0
+    ) -> torch.Tensor:
+        x = self.norm1(x + self.dropout1(self.self_attn(x, mask, cache, layer)))
+        ff = self.linear2(self.dropout(F.relu(self.linear1(x))))
+        return self.norm2(x + self.dropout2(ff))
+
+
+class ARTransformer(nn.Module):
+    """Stack of post-LN layers under ``layers`` (official key prefix ``h.layers.N``)."""
+
+    def __init__(self, dim: int, heads: int, num_layers: int, ffn_dim: int, dropout: float = 0.1):
+        super().__init__()
+        self.layers = nn.ModuleList(ARTransformerLayer(dim, heads, ffn_dim, dropout) for _ in range(num_layers))
+
+    def new_cache(self, batch: int, capacity: int, like: torch.Tensor) -> KVCache:
+        attn = self.layers[0].self_attn
+        return KVCache(len(self.layers), batch, attn.heads, attn.head_dim, capacity, like)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, cache: KVCache | None = None) -> torch.Tensor:
+        """Run all layers; with a cache, append the keys/values of ``x`` to it."""
+        if cache is not None:
+            cache.ensure(cache.length + x.shape[1])
+        for i, layer in enumerate(self.layers):
+            x = layer(x, mask, cache, i)
+        if cache is not None:
+            cache.length += x.shape[1]
+        return x
