@@ -51,9 +51,9 @@ SENTENCES = {
 
 
 PINYIN = {
-    "今天天气很好，我们一起去公园散步吧。": "jin1 tian1 tian1 qi4 hen3 hao3, wo3 men5 yi4 qi3 qu4 gong1 yuan2 san4 bu4 ba5.",
-    "这个周末我打算在家里读一本有趣的书。": "zhe4 ge5 zhou1 mo4 wo3 da3 suan4 zai4 jia1 li3 du2 yi4 ben3 you3 qu4 de5 shu1.",
-    "请问去火车站应该怎么走，离这里远不远？": "qing3 wen4 qu4 huo3 che1 zhan4 ying1 gai1 zen3 me5 zou3, li2 zhe4 li3 yuan3 bu4 yuan3?",
+    "今天天气很好，我们一起去公园散步吧。": "jin1 tian1 tian1 qi4 hen3 hao3, wo3 men5 yi4 qi3 qu4 gong1 yuan2 san4 bu4 ba5.",  # noqa: E501
+    "这个周末我打算在家里读一本有趣的书。": "zhe4 ge5 zhou1 mo4 wo3 da3 suan4 zai4 jia1 li3 du2 yi4 ben3 you3 qu4 de5 shu1.",  # noqa: E501
+    "请问去火车站应该怎么走，离这里远不远？": "qing3 wen4 qu4 huo3 che1 zhan4 ying1 gai1 zen3 me5 zou3, li2 zhe4 li3 yuan3 bu4 yuan3?",  # noqa: E501
 }
 
 

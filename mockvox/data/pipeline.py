@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from mockvox.audio.denoise import DenoiseConfig, denoise
-from mockvox.audio.io import SUPPORTED_EXTENSIONS, AudioError, load_audio, resample, write_wav
+from mockvox.audio.io import AudioError, load_audio, resample, write_wav
 from mockvox.audio.slicer import Slicer, SlicerConfig, loudness_mix
 from mockvox.data.asr import ASR_SAMPLE_RATE, AsrConfig, Transcriber, check_language
 from mockvox.data.ids import new_file_id, slice_key, validate_slice_key
