@@ -6,6 +6,7 @@ golden fixtures use. Optional G2PW is not bundled: the pypinyin phrase dictionar
 
 from __future__ import annotations
 
+import logging
 import re
 from functools import lru_cache
 
@@ -106,9 +107,19 @@ def _word_initials_finals(word: str, pos: str) -> tuple[list[str], list[str]]:
     return _merge_erhua(initials, finals, word, pos)
 
 
-def _segment(sentence: str) -> list[list[str]]:
+@lru_cache(maxsize=1)
+def _posseg():
+    import jieba
+    import jieba_fast
     import jieba_fast.posseg as psg
 
+    jieba.setLogLevel(logging.WARNING)
+    jieba_fast.setLogLevel(logging.WARNING)
+    return psg
+
+
+def _segment(sentence: str) -> list[list[str]]:
+    psg = _posseg()
     sentence = re.sub("[a-zA-Z]+", "", sentence)
     return tone_sandhi.pre_merge_for_modify([(w, p) for w, p in psg.lcut(sentence)])
 
