@@ -9,6 +9,7 @@ import torch
 
 from mockvox.audio.mel_v4 import V4_MEL, mel_v4, norm_spec
 from mockvox.audio.spectral import mel_filterbank
+from mockvox.models.lora import add_lora, exported_keys, merge_lora
 from mockvox.models.sovits_v4 import SynthesizerTrnV3
 from mockvox.models.vocoder_v4 import build_vocoder
 from tests.conformance.fixtures import Case, case_names, fixtures_dir, key_shapes, load_case, scheme_state_dict
@@ -115,3 +116,13 @@ def test_generator_keys_match_official() -> None:
 
 def test_vocoder_keys_match_official() -> None:
     assert _meta_shapes(build_vocoder) == key_shapes("vocoder_v4_keys")
+
+
+def test_lora_export_keys_match_official() -> None:
+    official = key_shapes("s2G_v4_lora_r32_export_keys")
+    with torch.device("meta"):
+        model = add_lora(SynthesizerTrnV3(), rank=32)
+        state = model.state_dict()
+        assert {k: tuple(state[k].shape) for k in exported_keys(model)} == official
+        merge_lora(model)
+        assert {k: tuple(v.shape) for k, v in model.state_dict().items()} == key_shapes("s2G_v4_keys")
