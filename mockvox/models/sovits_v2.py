@@ -205,10 +205,11 @@ class SynthesizerTrn(nn.Module):
         """Synthesis: codes ``[1, B, T25]`` (or ``[n_q, B, T25]``), phones ``[B, N]``, reference spectrogram(s)
         ``[B, spec_channels, Tr]`` (a list: ``ge`` averaged) -> waveform ``[B, 1, T * hop]``.
 
-        ``T = 2 * T25`` at speed 1, else ``int(2 * T25 / speed) + 1``.
+        ``T = 2 * T25`` at speed 1, else ``int(2 * T25 / speed) + 1``. The waveform is float32 whatever the precision.
         """
         refs = refer if isinstance(refer, list | tuple) else [refer]
-        ge = torch.stack([self.reference_embedding(r) for r in refs], 0).mean(0)
+        dtype = self.ssl_proj.weight.dtype  # model precision (bfloat16 after .to(torch.bfloat16))
+        ge = torch.stack([self.reference_embedding(r.to(dtype)) for r in refs], 0).mean(0)
         b = text.size(0)
         y_lengths = torch.full((b,), codes.size(2) * 2, dtype=torch.long, device=codes.device)
         text_lengths = torch.full((b,), text.size(-1), dtype=torch.long, device=text.device)
@@ -217,4 +218,4 @@ class SynthesizerTrn(nn.Module):
         _, m_p, logs_p, y_mask = self.enc_p(quantized, y_lengths, text, text_lengths, ge, speed)
         z_p = m_p + torch.randn_like(m_p) * torch.exp(logs_p) * noise_scale
         z = self.flow(z_p, y_mask, g=ge, reverse=True)
-        return self.dec(z * y_mask, g=ge)
+        return self.dec(z * y_mask, g=ge).float()

@@ -69,7 +69,16 @@ class _WeightNorm:
     def normed_weight(self) -> torch.Tensor:
         if "weight" in self._parameters:
             return self._parameters["weight"]
-        return self.weight_v * (self.weight_g / _norm_except_dim0(self.weight_v))
+        g, v = self.weight_g, self.weight_v
+        if torch.is_grad_enabled() and (g.requires_grad or v.requires_grad):
+            return v * (g / _norm_except_dim0(v))
+        # no autograd: reuse the folded weight while g and v are unchanged (in-place updates bump _version)
+        key = (g.data_ptr(), v.data_ptr(), g._version, v._version, g.dtype, g.device)
+        cache = getattr(self, "_folded", None)
+        if cache is None or cache[0] != key:
+            cache = (key, v * (g / _norm_except_dim0(v)))
+            self._folded = cache
+        return cache[1]
 
     def remove_weight_norm(self) -> None:
         """Fold ``weight_g``/``weight_v`` into a plain ``weight`` (faster inference; plain-weight checkpoints)."""
@@ -77,6 +86,7 @@ class _WeightNorm:
             return
         weight = self.normed_weight().detach()
         del self.weight_g, self.weight_v
+        self._folded = None
         self.weight = nn.Parameter(weight)
 
 

@@ -40,10 +40,10 @@ class ResBlock1(nn.Module):
             xt = F.leaky_relu(x, LRELU_SLOPE)
             if x_mask is not None:
                 xt = xt * x_mask
-            xt = F.leaky_relu(c1(xt), LRELU_SLOPE)
+            xt = F.leaky_relu(c1(xt), LRELU_SLOPE, inplace=True)  # in place on fresh conv outputs: same values
             if x_mask is not None:
                 xt = xt * x_mask
-            x = c2(xt) + x
+            x = c2(xt).add_(x)
         return x if x_mask is None else x * x_mask
 
 
@@ -66,7 +66,7 @@ class ResBlock2(nn.Module):
             xt = F.leaky_relu(x, LRELU_SLOPE)
             if x_mask is not None:
                 xt = xt * x_mask
-            x = c(xt) + x
+            x = c(xt).add_(x)
         return x if x_mask is None else x * x_mask
 
 
@@ -109,17 +109,18 @@ class Generator(nn.Module):
             self.cond = nn.Conv1d(gin_channels, upsample_initial_channel, 1)
 
     def forward(self, x: torch.Tensor, g: torch.Tensor | None = None) -> torch.Tensor:
-        x = self.conv_pre(x)  # [B, C0, T]
+        dtype = self.conv_pre.weight.dtype  # a reduced-precision decoder takes float32 inputs
+        x = self.conv_pre(x.to(dtype))  # [B, C0, T]
         if g is not None:
-            x = x + self.cond(g)
+            x = x + self.cond(g.to(dtype))
         for i, up in enumerate(self.ups):
-            x = up(F.leaky_relu(x, LRELU_SLOPE))  # [B, C0 / 2^(i+1), T * prod(rates[:i+1])]
+            x = up(F.leaky_relu(x, LRELU_SLOPE, inplace=True))  # [B, C0 / 2^(i+1), T * prod(rates[:i+1])]
             blocks = self.resblocks[i * self.num_kernels : (i + 1) * self.num_kernels]
             xs = blocks[0](x)
             for block in blocks[1:]:
-                xs = xs + block(x)
-            x = xs / self.num_kernels
-        x = self.conv_post(F.leaky_relu(x))  # default slope 0.01, as upstream
+                xs = xs.add_(block(x))
+            x = xs.div_(self.num_kernels)
+        x = self.conv_post(F.leaky_relu(x, inplace=True))  # default slope 0.01, as upstream
         return torch.tanh(x)
 
     def remove_weight_norm(self) -> None:
