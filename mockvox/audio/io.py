@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import shutil
@@ -19,6 +20,22 @@ SILENCE_PEAK = 1e-4  # ~ -80 dBFS: anything quieter is treated as digital silenc
 
 class AudioError(ValueError):
     """A recording that cannot be used; the message names the problem."""
+
+
+@contextlib.contextmanager
+def _quiet_native_stderr(enabled: bool):
+    """Silence a C library writing to file descriptor 2 (libmpg123 prints resync notes on bad MP3 data)."""
+    if not enabled:
+        yield
+        return
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def _decode_ffmpeg(path: Path) -> tuple[np.ndarray, int]:
@@ -49,25 +66,25 @@ def load_audio(
         raise AudioError(f"{path}: no such file")
     if path.stat().st_size == 0:
         raise AudioError(f"{path.name}: the file is empty (0 bytes)")
+    quiet = path.suffix.lower() == ".mp3"
     try:
-        info = sf.info(str(path))
-    except (sf.LibsndfileError, RuntimeError) as exc:
+        with _quiet_native_stderr(quiet):
+            info = sf.info(str(path))
+    except (sf.LibsndfileError, RuntimeError):
         if shutil.which("ffmpeg") is None:
-            kind = (
-                "unsupported or corrupt audio" if path.suffix.lower() in SUPPORTED_EXTENSIONS else "unsupported format"
-            )
+            known = path.suffix.lower() in SUPPORTED_EXTENSIONS
+            kind = "unsupported or corrupt audio" if known else "unsupported format"
             raise AudioError(
-                f"{path.name}: {kind} ({exc}); accepted formats: {', '.join(SUPPORTED_EXTENSIONS)}"
-                " (others need ffmpeg installed)"
+                f"{path.name}: {kind}; accepted formats: {', '.join(SUPPORTED_EXTENSIONS)} (others need ffmpeg)"
             ) from None
         data, native_sr = _decode_ffmpeg(path)
     else:
         if max_seconds is not None and info.frames > max_seconds * info.samplerate:
-            raise AudioError(
-                f"{path.name}: {info.frames / info.samplerate:.1f} s is longer than the {max_seconds:g} s limit"
-            )
+            seconds = info.frames / info.samplerate
+            raise AudioError(f"{path.name}: {seconds:.1f} s is longer than the {max_seconds:g} s limit")
         try:
-            data, native_sr = sf.read(str(path), dtype="float32", always_2d=True)
+            with _quiet_native_stderr(quiet):
+                data, native_sr = sf.read(str(path), dtype="float32", always_2d=True)
         except (sf.LibsndfileError, RuntimeError) as exc:
             raise AudioError(f"{path.name}: corrupt audio data ({exc})") from None
     audio = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
