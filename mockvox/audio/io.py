@@ -46,7 +46,11 @@ def _decode_ffmpeg(path: Path) -> tuple[np.ndarray, int]:
         check=False,
     )
     if probe.returncode != 0 or not probe.stdout:
-        raise AudioError(f"{path.name}: ffmpeg could not decode it ({probe.stderr.decode(errors='replace').strip()})")
+        detail = probe.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no audio stream"]
+        raise AudioError(
+            f"{path.name}: unsupported or corrupt audio (ffmpeg: {detail[0]}); "
+            f"accepted formats: {', '.join(SUPPORTED_EXTENSIONS)} and what ffmpeg decodes"
+        )
 
     data, sr = sf.read(io.BytesIO(probe.stdout), dtype="float32", always_2d=True)
     return data, sr

@@ -78,7 +78,13 @@ class DatasetPipeline:
         self.store = store
         self.cfg = config or PrepareConfig()
         self.transcriber = transcriber or Transcriber(self.cfg.asr)
-        self.versioner = versioner or DatasetVersioner(store)
+        self._versioner = versioner
+
+    @property
+    def versioner(self) -> DatasetVersioner:
+        if self._versioner is None:
+            self._versioner = DatasetVersioner(self.store)
+        return self._versioner
 
     # -- operations ---------------------------------------------------------------------------------------------
     def upload(
@@ -163,6 +169,24 @@ class DatasetPipeline:
             shutil.rmtree(staging, ignore_errors=True)
         version = self.versioner.record(file_id, "revision")
         return DatasetResult(file_id, version, sorted(texts), output["results"])
+
+    def process_to(
+        self, path: str | os.PathLike, language: str, denoise_audio: bool, out_dir: Path, progress: Progress = _no_progress
+    ) -> list[dict]:
+        """Process one recording into a plain folder (``sliced/``, ``denoised/``, ``output.json``), for DVC stages."""
+        check_language(language)
+        audio = self._load(path)
+        out_dir = Path(out_dir)
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        staging = self.store.staging_dir()
+        try:
+            keys, texts, _ = self._process(audio, 0, language, denoise_audio, staging, progress)
+            results = [{"key": k, "text": t} for k, t in zip(keys, texts, strict=True)]
+            write_json_atomic(staging / "output.json", {"language": language, "denoised": denoise_audio, "results": results})
+            swap_dir(staging, out_dir)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return results
 
     # -- steps --------------------------------------------------------------------------------------------------
     def _load(self, path: str | os.PathLike) -> np.ndarray:
