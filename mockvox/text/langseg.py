@@ -119,6 +119,8 @@ def _digit_lang(i: int, item: Segment, done: list[Segment], items: list[Segment]
 def get_texts(text: str, default_lang: str = "") -> list[Segment]:
     """Segments `[{"lang", "text"}]` of `text`; with `default_lang` every non-English segment gets it."""
     segments: list[Segment] = []
+    if not str(text).strip():
+        return segments
     have_digits = False
     for sub in _splitter(default_lang).split_by_lang(text=str(text)):
         item = {"lang": sub.lang, "text": sub.text}

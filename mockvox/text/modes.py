@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from mockvox.text.cleaner import clean_text
+from mockvox.text.cleaner import LANGUAGES, clean_text
 from mockvox.text.langseg import get_texts
 
 MODES = ("all_zh", "zh", "en", "all_ja", "ja", "all_ko", "ko", "all_yue", "yue", "auto", "auto_yue")
@@ -58,10 +58,16 @@ def split_by_mode(text: str, mode: str) -> list[tuple[str, str]]:
     return pieces
 
 
+def _clean(lang: str, piece: str) -> TextSegment:
+    if lang not in LANGUAGES:  # e.g. a punctuation-only run: the official cleaner reads it as English " "
+        return TextSegment("en", piece, *clean_text(" ", "en"))
+    return TextSegment(lang, piece, *clean_text(piece, lang))
+
+
 def segments_for_mode(text: str, mode: str, _final: bool = False) -> list[TextSegment]:
     """Cleaned segments for a mode, retrying once with a leading `.` when fewer than 6 phones come out."""
     text = re.sub(r" {2,}", " ", text)
-    segments = [TextSegment(lang, piece, *clean_text(piece, lang)) for lang, piece in split_by_mode(text, mode)]
+    segments = [_clean(lang, piece) for lang, piece in split_by_mode(text, mode)]
     if not _final and sum(len(s.phones) for s in segments) < _MIN_PHONES:
         return segments_for_mode("." + text, mode, _final=True)
     return segments

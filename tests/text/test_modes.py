@@ -62,3 +62,9 @@ def test_unknown_mode_is_a_clear_error():
     assert set(MODE_ALIASES.values()) <= set(MODES)
     with pytest.raises(ValueError, match="accepted"):
         phones_for_mode("hi", "fr")
+
+
+def test_empty_and_punctuation_only_input():
+    assert phones_for_mode("", "auto") == ([","], None, " ")  # "." retry -> punctuation run read as English " "
+    assert phones_for_mode("", "zh") == (["."], None, ".")
+    assert get_texts("") == []
