@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mockvox.modules.ar_transformer import ARTransformer, SinePositionalEmbedding, TokenEmbedding
+from mockvox.modules.ar_transformer import ARTransformer, Linear, SinePositionalEmbedding, TokenEmbedding
 
 OFFICIAL_PREFIX = "model."
 
@@ -148,17 +148,36 @@ class Text2Semantic(nn.Module):
         self.config = cfg = config or T2SConfig()
         dim = cfg.hidden_dim
         self.eos = cfg.eos
-        self.bert_proj = nn.Linear(cfg.bert_dim, dim)
+        self.bert_proj = Linear(cfg.bert_dim, dim)
         self.ar_text_embedding = TokenEmbedding(dim, cfg.phoneme_vocab_size, cfg.dropout)
         self.ar_text_position = SinePositionalEmbedding(dim, cfg.layer_dropout)
         self.ar_audio_embedding = TokenEmbedding(dim, cfg.vocab_size, cfg.dropout)
         self.ar_audio_position = SinePositionalEmbedding(dim, cfg.layer_dropout)
         self.h = ARTransformer(dim, cfg.num_heads, cfg.num_layers, cfg.ffn_mult * dim, cfg.layer_dropout)
-        self.ar_predict_layer = nn.Linear(dim, cfg.vocab_size, bias=False)
+        self.ar_predict_layer = Linear(dim, cfg.vocab_size, bias=False)
 
     @classmethod
     def tiny(cls) -> Text2Semantic:
         return cls(T2SConfig.tiny())
+
+    def prepare_inference(self, dtype: torch.dtype | None = None) -> Text2Semantic:
+        """Eval mode, optional cast (e.g. bf16), and CPU-friendly weight layouts for decoding. Returns self."""
+        self.eval()
+        if dtype is not None:
+            self.release_inference()
+            self.to(dtype)
+        for m in (self.bert_proj, self.ar_predict_layer, self.h):
+            m.prepare_inference()
+        return self
+
+    def release_inference(self) -> None:
+        for m in (self.bert_proj, self.ar_predict_layer, self.h):
+            m.release_inference()
+
+    def train(self, mode: bool = True) -> Text2Semantic:
+        if mode:
+            self.release_inference()  # packed copies would go stale once the weights are trained
+        return super().train(mode)
 
     # --- official state dicts -------------------------------------------------------------------------------------
     def load_official_state_dict(self, state_dict: dict[str, torch.Tensor], strict: bool = True):
@@ -199,7 +218,8 @@ class Text2Semantic(nn.Module):
         xy = torch.cat([self.embed_text(x, bert), self.embed_audio(targets[:, :-1])], dim=1)
         key_pad = torch.cat([pad_mask_left(x_lens, nx), y_pad], dim=1)  # [B, T]
         blocked = blocked_positions(nx, ny, x.device).unsqueeze(0) | key_pad.unsqueeze(1)  # [B, T, T]
-        h = self.h(xy, mask=~blocked.unsqueeze(1))
+        bias = torch.zeros(blocked.shape, dtype=xy.dtype, device=xy.device).masked_fill_(blocked, float("-inf"))
+        h = self.h(xy, mask=bias.unsqueeze(1))
         return self.ar_predict_layer(h[:, nx - 1 :]), targets
 
     def training_step_outputs(

@@ -108,7 +108,8 @@ def generate(
     if padded:
         allowed = allowed & key_valid[:, None, None, :]
     cache = model.h.new_cache(b, nx + p + 64, like=xy)
-    h = model.h(xy, allowed, cache)
+    bias = torch.zeros(allowed.shape, dtype=xy.dtype, device=xy.device).masked_fill_(~allowed, float("-inf"))
+    h = model.h(xy, bias, cache)  # an additive mask runs ~2x faster than a boolean one in CPU SDPA
     rows = list(range(b))  # original index of each live row
     results: list[Generated | None] = [None] * b
     raw_logits: list[list[torch.Tensor]] = [[] for _ in range(b)]

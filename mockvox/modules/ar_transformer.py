@@ -14,6 +14,45 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def _pack_bf16(weight: torch.Tensor) -> torch.Tensor | None:
+    """oneDNN-packed bf16 weight for fast CPU GEMV, or None where unsupported."""
+    if weight.device.type != "cpu" or weight.dtype != torch.bfloat16:
+        return None
+    try:
+        return torch.ops.mkldnn._reorder_linear_weight(weight.detach(), 1)
+    except (RuntimeError, AttributeError):
+        return None
+
+
+def _column_major(param: nn.Parameter) -> None:
+    """Store a CPU fp32 matrix column-major (same logical shape): MKL's GEMV reads it ~1.7x faster."""
+    if param.device.type == "cpu" and param.dtype == torch.float32 and param.is_contiguous():
+        param.data = param.data.t().contiguous().t()
+
+
+def _linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, packed: torch.Tensor | None):
+    if packed is not None:
+        return torch.ops.mkldnn._linear_pointwise(x, packed, bias, "none", [], "")
+    return F.linear(x, weight, bias)
+
+
+class Linear(nn.Linear):
+    """``nn.Linear`` that can hold an inference-only packed copy of its weight (see ``prepare_inference``)."""
+
+    packed: torch.Tensor | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _linear(x, self.weight, self.bias, None if self.training else self.packed)
+
+    def prepare_inference(self) -> None:
+        self.packed = _pack_bf16(self.weight)
+        if self.packed is None:
+            _column_major(self.weight)
+
+    def release_inference(self) -> None:
+        self.packed = None
+
+
 class TokenEmbedding(nn.Module):
     """Embedding table stored as ``word_embeddings`` followed by dropout."""
 
@@ -104,8 +143,17 @@ class PackedSelfAttention(nn.Module):
         self.dropout = dropout
         self.in_proj_weight = nn.Parameter(torch.empty(3 * dim, dim))
         self.in_proj_bias = nn.Parameter(torch.zeros(3 * dim))
-        self.out_proj = nn.Linear(dim, dim)
+        self.out_proj = Linear(dim, dim)
+        self.packed_in: torch.Tensor | None = None
         nn.init.xavier_uniform_(self.in_proj_weight)
+
+    def prepare_inference(self) -> None:
+        self.packed_in = _pack_bf16(self.in_proj_weight)
+        if self.packed_in is None:
+            _column_major(self.in_proj_weight)
+
+    def release_inference(self) -> None:
+        self.packed_in = None
 
     def _heads(self, t: torch.Tensor) -> torch.Tensor:
         b, n, _ = t.shape
@@ -124,7 +172,8 @@ class PackedSelfAttention(nn.Module):
         With a cache, the new keys/values are written at ``cache.length`` and attention covers all filled positions.
         """
         b, t, c = x.shape
-        q, k, v = F.linear(x, self.in_proj_weight, self.in_proj_bias).chunk(3, dim=-1)
+        packed = None if self.training else self.packed_in
+        q, k, v = _linear(x, self.in_proj_weight, self.in_proj_bias, packed).chunk(3, dim=-1)
         q, k, v = self._heads(q), self._heads(k), self._heads(v)
         if cache is not None:
             start = cache.length
@@ -144,8 +193,8 @@ class ARTransformerLayer(nn.Module):
     def __init__(self, dim: int, heads: int, ffn_dim: int, dropout: float = 0.1, eps: float = 1e-5):
         super().__init__()
         self.self_attn = PackedSelfAttention(dim, heads, dropout)
-        self.linear1 = nn.Linear(dim, ffn_dim)
-        self.linear2 = nn.Linear(ffn_dim, dim)
+        self.linear1 = Linear(dim, ffn_dim)
+        self.linear2 = Linear(ffn_dim, dim)
         self.norm1 = nn.LayerNorm(dim, eps=eps)
         self.norm2 = nn.LayerNorm(dim, eps=eps)
         self.dropout = nn.Dropout(dropout)
@@ -166,6 +215,17 @@ class ARTransformer(nn.Module):
     def __init__(self, dim: int, heads: int, num_layers: int, ffn_dim: int, dropout: float = 0.1):
         super().__init__()
         self.layers = nn.ModuleList(ARTransformerLayer(dim, heads, ffn_dim, dropout) for _ in range(num_layers))
+
+    def prepare_inference(self) -> None:
+        """Re-layout (fp32) or pack (bf16) the weights for fast single-token decoding on CPU."""
+        for m in self.modules():
+            if m is not self and hasattr(m, "prepare_inference"):
+                m.prepare_inference()
+
+    def release_inference(self) -> None:
+        for m in self.modules():
+            if m is not self and hasattr(m, "release_inference"):
+                m.release_inference()
 
     def new_cache(self, batch: int, capacity: int, like: torch.Tensor) -> KVCache:
         attn = self.layers[0].self_attn

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.skipif(not (fixtures_dir() / "keys").is_dir(), reason="
 def scheme_model(seed: int) -> Text2Semantic:
     model = Text2Semantic().eval()
     model.load_official_state_dict(scheme_state_dict(key_shapes("t2s_v2_keys"), seed), strict=True)
-    return model
+    return model.prepare_inference()  # the production decoding layout
 
 
 def test_state_dict_keys_and_shapes_match_official_both_ways():

@@ -1,0 +1,101 @@
+"""GPT (Text2Semantic) decoding speed: tok/s in fp32 and reduced precision, plus greedy agreement with fp32.
+
+Workload of the official CPU timing (reference gpt-sovits.md §9): 140 phones (40 prompt + 100 target) + 125 prompt
+tokens, 200 generated tokens, full-size model with random weights (official upstream: 4.3 s = 46 tok/s, 2 threads).
+
+    python benchmarks/bench_gpt.py [--threads 2] [--tokens 200] [--repeats 3] [--dtypes fp32,bf16] [--device cpu]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+
+import torch
+
+from mockvox.models.t2s import Text2Semantic
+from mockvox.models.t2s_decode import SamplingConfig, generate
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def random_model(seed: int = 0) -> Text2Semantic:
+    """Full-size model with non-degenerate random weights (transformer matrices scaled 0.4/sqrt(fan_in))."""
+    model = Text2Semantic().eval()
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            x = torch.randn(p.shape, generator=g)
+            if name.endswith("embeddings.weight"):
+                p.copy_(x)
+            elif p.ndim >= 2:
+                gain = 0.4 if name.startswith("h.layers.") else 1.0
+                p.copy_(x * gain / math.sqrt(p[0].numel()))
+            elif name.endswith("bias"):
+                p.copy_(0.1 * x)
+            else:
+                p.copy_(1 + 0.1 * x)
+    return model
+
+
+def workload(seed: int = 1, phones: int = 140, prompt_phones: int = 40, prompt_tokens: int = 125):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randint(0, 732, (phones,), generator=g)
+    bert = torch.randn(1024, phones, generator=g)
+    bert[:, :prompt_phones] = 0
+    prompts = torch.randint(0, 1024, (1, prompt_tokens), generator=g)
+    return x, bert, prompts
+
+
+def decode(model, x, bert, prompts, tokens: int, top_k: int = 15) -> tuple[torch.Tensor, float]:
+    cfg = SamplingConfig(top_k=top_k, early_stop_num=tokens - 1, min_steps=tokens)  # exactly `tokens` steps
+    t0 = time.perf_counter()
+    res = generate(model, [x], [bert], prompts, cfg, torch.Generator().manual_seed(0))[0]
+    return res.sampled, time.perf_counter() - t0
+
+
+@torch.inference_mode()
+def teacher_forced_agreement(ref, model, x, bert, prompts, tokens: torch.Tensor) -> float:
+    """Share of positions where ``model`` and ``ref`` have the same argmax along the fp32 greedy sequence."""
+    y = torch.cat([prompts[0], tokens]).unsqueeze(0)
+    args = (x.unsqueeze(0), torch.tensor([x.numel()]), y, torch.tensor([y.shape[1]]), bert.unsqueeze(0))
+    a = ref.teacher_forced_logits(*args)[0].argmax(-1)
+    b = model.teacher_forced_logits(*args)[0].argmax(-1)
+    n = tokens.numel()
+    return (a[:, -n - 1 : -1] == b[:, -n - 1 : -1]).float().mean().item()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--tokens", type=int, default=200)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--dtypes", default="fp32,bf16")
+    ap.add_argument("--device", default="cpu")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    x, bert, prompts = (t.to(args.device) for t in workload())
+    ref = random_model().to(args.device)
+    greedy_ref = None
+    print(f"device {args.device}, threads {torch.get_num_threads()}, torch {torch.__version__}")
+    print(f"workload: {x.numel()} phones + {prompts.shape[1]} prompt tokens -> {args.tokens} tokens")
+    for name in args.dtypes.split(","):
+        model = ref if name == "fp32" else random_model().to(args.device, DTYPES[name])
+        decode(model, x, bert, prompts, 8)  # warm-up
+        times = [decode(model, x, bert, prompts, args.tokens)[1] for _ in range(args.repeats)]
+        best = min(times)
+        line = f"{name:5s} {args.tokens / best:7.1f} tok/s  ({best:.2f} s best of {args.repeats})"
+        greedy, _ = decode(model, x, bert, prompts, args.tokens, top_k=1)
+        if name == "fp32":
+            greedy_ref = greedy
+        else:
+            same = (greedy == greedy_ref).float().mean().item()
+            prefix = int((greedy != greedy_ref).int().cumsum(0).eq(0).sum())
+            tf = teacher_forced_agreement(ref, model, x, bert, prompts, greedy_ref)
+            line += f"  greedy vs fp32: {same:.1%} positions, first {prefix} identical, teacher-forced top-1 {tf:.1%}"
+        print(line, flush=True)
+
+
+if __name__ == "__main__":
+    main()
