@@ -21,9 +21,16 @@ mkdir -p "$DATA_DIR"
 # 1. Japanese dictionary
 JDIC=/var/lib/mecab/dic/open-jtalk/naist-jdic
 if [[ ! -f "$JDIC/sys.dic" ]]; then
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get install -y --no-install-recommends open-jtalk-mecab-naist-jdic \
-    || { apt-get update -q && apt-get install -y --no-install-recommends open-jtalk-mecab-naist-jdic; }
+  SUDO=""
+  if [[ "$(id -u)" != 0 ]]; then SUDO="$(command -v sudo || true)"; fi
+  if [[ "$(id -u)" == 0 || -n "$SUDO" ]] && command -v apt-get >/dev/null; then
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get install -y -q --no-install-recommends open-jtalk-mecab-naist-jdic \
+      || { $SUDO apt-get update -q && $SUDO apt-get install -y -q --no-install-recommends open-jtalk-mecab-naist-jdic; }
+  else
+    echo "install_text_deps: cannot install open-jtalk-mecab-naist-jdic (needs root and apt-get);" \
+      "set OPEN_JTALK_DICT_DIR to a naist-jdic 1.11 folder" >&2
+  fi
 fi
 
 # 2. Official English dictionaries
