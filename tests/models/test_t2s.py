@@ -1,0 +1,148 @@
+"""Tiny Text2Semantic: objective, KV-cache decoding, batching, sampling rules, inference layouts."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from mockvox.models.t2s import T2SConfig, Text2Semantic, make_rejected, topk_accuracy
+from mockvox.models.t2s_decode import SamplingConfig, generate, infer_panel, sample_next
+
+
+@pytest.fixture(scope="module")
+def model() -> Text2Semantic:
+    torch.manual_seed(0)
+    m = Text2Semantic.tiny().eval()
+    with torch.no_grad():  # larger, non-degenerate random weights so that decisions vary
+        for name, p in m.named_parameters():
+            if p.ndim >= 2:
+                p.normal_(0, 1.0 if "embeddings" in name else 0.6 / p.shape[1] ** 0.5)
+    return m
+
+
+def _text(n: int, seed: int):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 732, (n,), generator=g), torch.randn(1024, n, generator=g)
+
+
+def test_tiny_preset_exercises_every_block(model):
+    cfg = model.config
+    assert cfg == T2SConfig.tiny() and len(model.h.layers) == cfg.num_layers >= 2
+    keys = set(model.official_state_dict())
+    for part in ("bert_proj", "ar_text_embedding", "ar_text_position", "ar_audio_embedding", "ar_audio_position"):
+        assert any(k.startswith(f"model.{part}.") for k in keys)
+    assert T2SConfig.from_official(model.official_config()) == cfg
+
+
+def test_training_objective_shapes_targets_and_gradients():
+    torch.manual_seed(1)
+    m = Text2Semantic.tiny().train()
+    x = torch.randint(0, 732, (2, 7))
+    y = torch.randint(0, 1024, (2, 9))
+    y[1, 6:] = 1024  # collate pads semantic ids with EOS
+    x_lens, y_lens = torch.tensor([7, 5]), torch.tensor([9, 6])
+    out = m.training_step_outputs(x, x_lens, y, y_lens, torch.randn(2, 1024, 7))
+    assert out.logits.shape == (2, 10, 1025) and out.targets.shape == (2, 10)
+    assert out.targets[0, :9].equal(y[0]) and out.targets[0, 9] == 1024
+    assert out.targets[1, :6].equal(y[1, :6]) and (out.targets[1, 6:] == 1024).all()
+    out.loss.backward()
+    assert all(p.grad is not None and p.grad.isfinite().all() for p in m.parameters() if p.requires_grad)
+    assert 0.0 <= out.acc.item() <= 1.0
+
+
+def test_dpo_objective_adds_a_finite_preference_term():
+    torch.manual_seed(2)
+    m = Text2Semantic.tiny().eval()
+    args = (torch.randint(0, 732, (1, 6)), torch.tensor([6]), torch.randint(0, 1024, (1, 8)), torch.tensor([8]))
+    bert = torch.randn(1, 1024, 6)
+    plain = m.training_step_outputs(*args, bert).loss
+    dpo = m.dpo_step_outputs(*args, bert, generator=torch.Generator().manual_seed(0)).loss
+    assert dpo.isfinite() and dpo > plain
+
+
+def test_make_rejected_repeats_a_span_of_real_tokens():
+    y = torch.tensor([[1, 2, 3, 4, 1024, 1024]])
+    rej, lens = make_rejected(y, torch.tensor([4]), torch.Generator().manual_seed(3))
+    assert lens.item() >= 4 and 1024 not in rej[0, : lens.item()].tolist()
+
+
+def test_topk_accuracy_ignores_eos_targets():
+    logits = torch.zeros(1, 3, 5)
+    logits[0, 0, 2] = logits[0, 1, 4] = 1
+    targets = torch.tensor([[2, 1, 4]])
+    assert topk_accuracy(logits, targets, k=1, ignore_index=4).item() == 0.5
+
+
+@torch.no_grad()
+def test_cached_decoding_matches_full_recompute(model):
+    x, bert = _text(9, 4)
+    prompts = torch.randint(0, 1024, (1, 5))
+    cfg = SamplingConfig(top_k=1, early_stop_num=7, min_steps=100)
+    y, idx, logits = infer_panel(model, x[None], torch.tensor([9]), prompts, bert[None], cfg, return_logits=True)
+    assert y.shape == (1, 5 + 8) and idx == 7
+    full, _ = model.teacher_forced_logits(x[None], torch.tensor([9]), y, torch.tensor([y.shape[1]]), bert[None])
+    for step, step_logits in enumerate(logits):  # position P-1+step of the audio stream predicts token `step`
+        torch.testing.assert_close(step_logits[0], full[0, 5 + step], atol=1e-4, rtol=1e-4)
+
+
+@torch.no_grad()
+def test_batched_generation_equals_single_items(model):
+    texts = [_text(n, 10 + n) for n in (6, 11, 8)]
+    prompts = torch.randint(0, 1024, (3, 4), generator=torch.Generator().manual_seed(5))
+    cfg = SamplingConfig(top_k=1, repetition_penalty=1.35, early_stop_num=20)
+    batch = generate(model, [t[0] for t in texts], [t[1] for t in texts], prompts, cfg)
+    for i, (x, bert) in enumerate(texts):
+        single = generate(model, [x], [bert], prompts[i : i + 1], cfg)[0]
+        assert batch[i].sampled.equal(single.sampled) and batch[i].last_step == single.last_step
+
+
+@torch.no_grad()
+def test_seeded_sampling_is_reproducible(model):
+    x, bert = _text(8, 6)
+    prompts = torch.randint(0, 1024, (1, 4))
+    cfg = SamplingConfig(top_k=50, temperature=1.2, early_stop_num=15)
+
+    def run(seed):
+        return generate(model, [x], [bert], prompts, cfg, torch.Generator().manual_seed(seed))[0].sampled
+
+    assert run(1).equal(run(1))
+    assert not run(1).equal(run(2))
+
+
+def test_sampling_rules():
+    logits = torch.tensor([[2.0, -1.0, 1.5, 0.5]])
+    prev = torch.tensor([[0, 1]])
+    cfg = SamplingConfig(top_k=1, repetition_penalty=2.0)
+    tok, pen = sample_next(logits, prev, cfg)
+    assert pen.tolist() == [[1.0, -2.0, 1.5, 0.5]] and tok.item() == 2  # penalty applies before top-k
+    nucleus = SamplingConfig(top_k=None, top_p=0.01, repetition_penalty=1.0)
+    assert all(sample_next(logits, prev, nucleus)[0].item() == 0 for _ in range(5))  # always keeps the top token
+
+
+@torch.no_grad()
+def test_eos_is_blocked_for_the_first_steps(model):
+    m = Text2Semantic.tiny().eval()
+    with torch.no_grad():
+        m.ar_predict_layer.weight.zero_()
+        m.ar_predict_layer.weight[1024] = 1.0  # EOS dominates every step once allowed
+        m.h.layers[-1].norm2.bias.fill_(1.0)
+    x, bert = _text(5, 7)
+    res = generate(m, [x], [bert], torch.randint(0, 1024, (1, 3)), SamplingConfig(top_k=1, min_steps=4))[0]
+    assert res.stopped_by_eos and res.last_step == 4 and res.tokens.numel() == 4
+
+
+@torch.no_grad()
+def test_inference_layouts_keep_results(model):
+    x, bert = _text(10, 8)
+    prompts = torch.randint(0, 1024, (1, 6))
+    cfg = SamplingConfig(top_k=1, early_stop_num=10)
+    ref = generate(model, [x], [bert], prompts, cfg)[0].sampled
+    fast = Text2Semantic.tiny()
+    fast.load_state_dict(model.state_dict())
+    fast.prepare_inference()
+    assert generate(fast, [x], [bert], prompts, cfg)[0].sampled.equal(ref)
+    fast.prepare_inference(torch.bfloat16)
+    low = generate(fast, [x], [bert], prompts, cfg)[0].sampled
+    assert low.shape == ref.shape and (low == ref).float().mean() > 0.5
+    fast.train()
+    assert fast.ar_predict_layer.packed is None
