@@ -41,7 +41,8 @@ class CFM(nn.Module):
             noise: initial ``[B, mel, T]`` draw; ``torch.randn`` (the official draw) when None.
 
         Returns:
-            Normalised mel ``[B, mel, T]`` whose first P frames are zero.
+            Normalised mel ``[B, mel, T]`` whose first P frames are zero (in ``mu``'s dtype). A DiT cast to
+            another dtype (e.g. bfloat16) runs in that dtype while the Euler state stays in ``mu``'s.
         """
         b, t = mu.shape[:2]
         if noise is None:
@@ -51,24 +52,27 @@ class CFM(nn.Module):
         prompt_x = torch.zeros_like(x)
         prompt_x[..., :p] = prompt[..., :p]
         x[..., :p] = 0
-        mu = mu.transpose(1, 2)  # [B, text_dim, T]
-        d = 1 / n_timesteps
-        d_tensor = torch.full((b,), d, device=mu.device, dtype=mu.dtype)
-        guided = inference_cfg_rate > 1e-5
         est = self.estimator
+        run_dtype = est.proj_out.weight.dtype
+        mu = mu.transpose(1, 2).to(run_dtype)  # [B, text_dim, T]
+        prompt_x = prompt_x.to(run_dtype)
+        d = 1 / n_timesteps
+        d_tensor = torch.full((b,), d, device=mu.device, dtype=x.dtype)
+        guided = inference_cfg_rate > 1e-5
         cond = est.condition(prompt_x, x_lens, d_tensor, mu)
         if guided:  # unconditional branch batched after the conditional one
             uncond = est.condition(prompt_x, x_lens, d_tensor, mu, drop_audio_cond=True, drop_text=True)
             cond = _stack_conditioning(cond, uncond)
         t_now = 0.0
         for _ in range(n_timesteps):
-            t_tensor = torch.full((b,), t_now, device=mu.device, dtype=mu.dtype)
+            t_tensor = torch.full((b,), t_now, device=mu.device, dtype=x.dtype)
+            x_in = x.to(run_dtype)
             if guided:
-                v_all = est.velocity(torch.cat([x, x]), torch.cat([t_tensor, t_tensor]), cond).transpose(1, 2)
-                v, neg = v_all[:b], v_all[b:]
+                v_all = est.velocity(torch.cat([x_in, x_in]), torch.cat([t_tensor, t_tensor]), cond)
+                v, neg = v_all[:b].transpose(1, 2).to(x.dtype), v_all[b:].transpose(1, 2).to(x.dtype)
                 v = v + (v - neg) * inference_cfg_rate
             else:
-                v = est.velocity(x, t_tensor, cond).transpose(1, 2)  # [B, mel, T]
+                v = est.velocity(x_in, t_tensor, cond).transpose(1, 2).to(x.dtype)  # [B, mel, T]
             x = x + d * v
             t_now = t_now + d
             x[:, :, :p] = 0

@@ -17,6 +17,43 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
+_ONEDNN = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+
+
+def _onednn_ok(layer: nn.Module, x: Tensor) -> bool:
+    w = layer.weight
+    return (
+        _ONEDNN
+        and type(layer) is nn.Linear  # not a LoRA-wrapped layer
+        and layer.bias is not None
+        and x.device.type == "cpu"
+        and x.dtype == w.dtype
+        and w.dtype in (torch.float32, torch.bfloat16)
+        and not (torch.is_grad_enabled() and (w.requires_grad or x.requires_grad))
+    )
+
+
+def _bf16_packed(layer: nn.Linear) -> Tensor:
+    """oneDNN-blocked copy of a bf16 weight, cached on the layer (rebuilt when the weight changes)."""
+    w = layer.weight
+    key = (w.data_ptr(), -1 if w.is_inference() else w._version)
+    cached = layer.__dict__.get("_onednn_packed")
+    if cached is None or cached[0] != key:
+        cached = (key, torch.ops.mkldnn._reorder_linear_weight(w.detach(), 1))
+        layer.__dict__["_onednn_packed"] = cached
+    return cached[1]
+
+
+def linear(layer: nn.Linear, x: Tensor, gelu: bool = False) -> Tensor:
+    """``layer(x)`` (then tanh-GELU if asked). Inference on CPU runs oneDNN's linear with the bias and GELU fused
+    (one pass over the output instead of three); training, LoRA-wrapped layers and other devices use ``F.linear``."""
+    if _onednn_ok(layer, x):
+        w = _bf16_packed(layer) if x.dtype == torch.bfloat16 else layer.weight
+        attr, alg = ("gelu", "tanh") if gelu else ("none", "")
+        return torch.ops.mkldnn._linear_pointwise(x.contiguous(), w, layer.bias, attr, [], alg)
+    y = layer(x)
+    return F.gelu(y, approximate="tanh") if gelu else y
+
 
 def sequence_mask(lengths: Tensor, max_length: int) -> Tensor:
     """Boolean ``[B, T]`` mask, True on the first ``lengths[b]`` frames."""
@@ -47,7 +84,8 @@ class TimestepEmbedding(nn.Module):
         self.time_mlp = nn.Sequential(nn.Linear(freq_dim, dim), nn.SiLU(), nn.Linear(dim, dim))
 
     def forward(self, t: Tensor) -> Tensor:  # [B] -> [B, dim]
-        return self.time_mlp(sinusoidal_embedding(t, self.freq_dim).to(t.dtype))
+        # angles in fp32 even for a reduced-precision model (1000 t w_i reaches 1000 rad)
+        return self.time_mlp(sinusoidal_embedding(t.float(), self.freq_dim).to(self.time_mlp[0].weight.dtype))
 
 
 class GRN(nn.Module):
@@ -134,22 +172,44 @@ class RotaryEmbedding(nn.Module):
 
     def __init__(self, dim: int, base: float = 10000.0):
         super().__init__()
-        self.register_buffer("inv_freq", 1.0 / (base ** (torch.arange(0, dim, 2).float() / dim)))
+        self.dim, self.base = dim, base
+        self.register_buffer("inv_freq", self._inv_freq())
+
+    def _inv_freq(self, device: torch.device | None = None) -> Tensor:
+        return 1.0 / (self.base ** (torch.arange(0, self.dim, 2, device=device).float() / self.dim))
 
     def forward(self, seq_len: int) -> tuple[Tensor, Tensor]:
-        """cos, sin tables ``[T, dim]``, each angle repeated for the two channels of its pair."""
-        pos = torch.arange(seq_len, device=self.inv_freq.device).type_as(self.inv_freq)
-        angles = torch.einsum("i,j->ij", pos, self.inv_freq).repeat_interleave(2, dim=-1)
+        """fp32 cos, sin tables ``[T, dim]``, each angle repeated for the two channels of its pair."""
+        inv_freq = self.inv_freq
+        if inv_freq.dtype != torch.float32:  # model cast to reduced precision: rebuild the constant in fp32
+            inv_freq = self._inv_freq(inv_freq.device)
+        pos = torch.arange(seq_len, device=inv_freq.device).float()
+        angles = torch.einsum("i,j->ij", pos, inv_freq).repeat_interleave(2, dim=-1)
         return angles.cos(), angles.sin()
 
 
 def apply_rotary(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
     """Rotate the first ``cos.shape[-1]`` channels of ``x [B, T, C]`` in interleaved pairs (x0,x1)->(-x1,x0)."""
     rot = cos.shape[-1]
-    xr, xp = x[..., :rot], x[..., rot:]
+    return torch.cat((_rotate(x[..., :rot], cos, sin), x[..., rot:]), dim=-1)
+
+
+def _rotate(xr: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
     pairs = xr.unflatten(-1, (-1, 2))
     rotated = torch.stack((-pairs[..., 1], pairs[..., 0]), dim=-1).flatten(-2)
-    return torch.cat((xr * cos + rotated * sin, xp), dim=-1).type_as(x)
+    return (xr * cos + rotated * sin).to(xr.dtype)
+
+
+def _rotary_inplace(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    """:func:`apply_rotary` writing into ``x`` (a fresh projection output): no copy of the untouched channels."""
+    rot = cos.shape[-1]
+    x[..., :rot] = _rotate(x[..., :rot], cos, sin)
+    return x
+
+
+def modulate(x: Tensor, scale: Tensor, shift: Tensor) -> Tensor:
+    """``LayerNorm(x, no affine, eps 1e-6) * (1 + scale) + shift`` with ``scale``/``shift [B, D]``."""
+    return torch.addcmul(shift[:, None], F.layer_norm(x, x.shape[-1:], eps=1e-6), 1 + scale[:, None])
 
 
 class Attention(nn.Module):
@@ -164,12 +224,12 @@ class Attention(nn.Module):
 
     def forward(self, x: Tensor, rope: tuple[Tensor, Tensor], attn_mask: Tensor | None, row_mask: Tensor | None):
         b, t, _ = x.shape
-        q = apply_rotary(self.to_q(x), *rope)  # [B, T, H*Dh]
-        k = apply_rotary(self.to_k(x), *rope)
-        v = self.to_v(x)
+        q = _rotary_inplace(linear(self.to_q, x), *rope)  # [B, T, H*Dh], RoPE on channels [0, Dh) before heads
+        k = _rotary_inplace(linear(self.to_k, x), *rope)
+        v = linear(self.to_v, x)
         q, k, v = (z.view(b, t, self.heads, self.dim_head).transpose(1, 2) for z in (q, k, v))  # [B, H, T, Dh]
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
-        out = self.to_out[1](self.to_out[0](out.transpose(1, 2).reshape(b, t, -1)))
+        out = self.to_out[1](linear(self.to_out[0], out.transpose(1, 2).reshape(b, t, -1)))
         return out if row_mask is None else out.masked_fill(~row_mask, 0.0)
 
 
@@ -184,7 +244,9 @@ class FeedForward(nn.Module):
         )
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.ff(x)
+        if self.training:
+            return self.ff(x)
+        return linear(self.ff[2], linear(self.ff[0][0], x, gelu=True))
 
 
 class AdaLayerNormZero(nn.Module):
@@ -196,8 +258,7 @@ class AdaLayerNormZero(nn.Module):
 
     def forward(self, x: Tensor, emb: Tensor) -> tuple[Tensor, ...]:
         shift, scale, gate, shift_mlp, scale_mlp, gate_mlp = self.linear(F.silu(emb)).chunk(6, dim=1)
-        x = F.layer_norm(x, x.shape[-1:], eps=1e-6) * (1 + scale[:, None]) + shift[:, None]
-        return x, gate, shift_mlp, scale_mlp, gate_mlp
+        return modulate(x, scale, shift), gate, shift_mlp, scale_mlp, gate_mlp
 
 
 class AdaLayerNormZeroFinal(nn.Module):
@@ -207,7 +268,7 @@ class AdaLayerNormZeroFinal(nn.Module):
 
     def forward(self, x: Tensor, emb: Tensor) -> Tensor:
         scale, shift = self.linear(F.silu(emb)).chunk(2, dim=1)
-        return F.layer_norm(x, x.shape[-1:], eps=1e-6) * (1 + scale)[:, None, :] + shift[:, None, :]
+        return modulate(x, scale, shift)
 
 
 class DiTBlock(nn.Module):
@@ -219,9 +280,8 @@ class DiTBlock(nn.Module):
 
     def forward(self, x: Tensor, t: Tensor, rope, attn_mask: Tensor | None, row_mask: Tensor | None) -> Tensor:
         h, gate, shift_mlp, scale_mlp, gate_mlp = self.attn_norm(x, t)
-        x = x + gate.unsqueeze(1) * self.attn(h, rope, attn_mask, row_mask)
-        h = F.layer_norm(x, x.shape[-1:], eps=1e-6) * (1 + scale_mlp[:, None]) + shift_mlp[:, None]
-        return x + gate_mlp.unsqueeze(1) * self.ff(h)
+        x = torch.addcmul(x, gate.unsqueeze(1), self.attn(h, rope, attn_mask, row_mask))
+        return torch.addcmul(x, gate_mlp.unsqueeze(1), self.ff(modulate(x, scale_mlp, shift_mlp)))
 
 
 @dataclass
@@ -306,7 +366,7 @@ class DiT(nn.Module):
                 h = checkpoint(block, h, t, c.rope, c.attn_mask, c.row_mask, use_reentrant=False)
             else:
                 h = block(h, t, c.rope, c.attn_mask, c.row_mask)
-        return self.proj_out(self.norm_out(h, t))
+        return linear(self.proj_out, self.norm_out(h, t))
 
     def forward(
         self,

@@ -1,0 +1,121 @@
+"""SoVITS v4 inference speed on the official CPU workload (GPT-SoVITS reference timings, ../shared §9).
+
+Workload: 5 s reference (125 codes -> 500 prompt frames) and 8 s target (200 codes -> 800 frames): the sequential
+chunking makes two CFM calls (1000 and 800 frames); the vocoder turns 800 frames into 8 s at 48 kHz. Weights are
+random (full size); speed does not depend on their values. Official on a 2-core CPU (fp32): decode_encp 0.37 s,
+CFM 8 steps 44.0 s (3.3 s per step at 1000 frames), 32 steps 169.8 s, vocoder 1.83 s.
+
+    python benchmarks/bench_v4.py                       # fp32 + bf16, 8 and 32 steps
+    python benchmarks/bench_v4.py --steps 8 --precision fp32 --json out.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import time
+
+import torch
+
+from mockvox.models.sovits_v4 import ChunkConfig, SynthesizerTrnV3, align_prompt, generate_sequential
+from mockvox.models.vocoder_v4 import build_vocoder
+
+OFFICIAL = {"decode_encp_s": 0.37, "cfm_step_1000_s": 3.3, "cfm_8_steps_s": 44.0, "cfm_32_steps_s": 169.8}
+OFFICIAL["vocoder_s"] = 1.83
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+
+
+def best_of(fn, repeats: int) -> float:
+    """Minimum wall time of ``repeats`` calls (after one warm-up call)."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def workload(model: SynthesizerTrnV3, ref_codes: int, target_codes: int) -> dict[str, torch.Tensor]:
+    gen = torch.Generator().manual_seed(0)
+    return {
+        "prompt_codes": torch.randint(0, 1024, (1, 1, ref_codes), generator=gen),
+        "prompt_phones": torch.randint(0, 732, (1, ref_codes // 2), generator=gen),
+        "codes": torch.randint(0, 1024, (1, 1, target_codes), generator=gen),
+        "phones": torch.randint(0, 732, (1, target_codes // 2), generator=gen),
+        "refer": torch.rand(1, 1025, 2 * ref_codes + 2, generator=gen),
+        "mel_ref": torch.rand(1, 100, 4 * ref_codes + 1, generator=gen) * 2 - 1,
+    }
+
+
+def bench_encoder(model: SynthesizerTrnV3, w: dict, repeats: int) -> tuple[float, torch.Tensor, torch.Tensor]:
+    def run():
+        fea_ref, ge = model.decode_encp(w["prompt_codes"], w["prompt_phones"], w["refer"])
+        return fea_ref, model.decode_encp(w["codes"], w["phones"], w["refer"], ge)[0]
+
+    seconds = best_of(run, repeats)
+    fea_ref, fea_todo = run()
+    return seconds, fea_ref, fea_todo
+
+
+def bench_cfm(model, fea_ref, mel_ref, fea_todo, steps_list, dtype, repeats) -> dict[str, float]:
+    cfm = model.cfm if dtype == torch.float32 else copy.deepcopy(model.cfm).to(dtype)
+    out: dict[str, float] = {}
+    t = 1000
+    mu = torch.randn(1, t, fea_ref.shape[1])
+    cond, lens = torch.rand(1, 100, t).to(dtype), torch.tensor([t])
+    x = torch.randn(1, 100, t).to(dtype)
+    with torch.inference_mode():
+        c = cfm.estimator.condition(cond, lens, torch.full((1,), 1 / 8), mu.transpose(1, 2).to(dtype))
+        out["cfm_step_1000_s"] = best_of(lambda: cfm.estimator.velocity(x, torch.zeros(1), c), repeats)
+    fea_ref, mel_ref = align_prompt(fea_ref, mel_ref, ChunkConfig().t_ref)
+    for steps in steps_list:
+        torch.manual_seed(0)
+        start = time.perf_counter()
+        mel = generate_sequential(cfm, fea_ref, mel_ref, fea_todo, steps)
+        out[f"cfm_{steps}_steps_s"] = time.perf_counter() - start
+    out["mel_frames"] = mel.shape[-1]
+    return out
+
+
+def bench_vocoder(frames: int, dtype: torch.dtype, repeats: int) -> float:
+    vocoder = build_vocoder().to(dtype)
+    mel = (torch.rand(1, 100, frames) * 10 - 10).to(dtype)
+    with torch.inference_mode():
+        return best_of(lambda: vocoder(mel), repeats)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, nargs="+", default=[8, 32])
+    parser.add_argument("--precision", nargs="+", choices=sorted(DTYPES), default=["fp32", "bf16"])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3, help="repeats of the per-step/encoder/vocoder timings")
+    parser.add_argument("--ref-codes", type=int, default=125)
+    parser.add_argument("--target-codes", type=int, default=200)
+    parser.add_argument("--json", help="also write the results here")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    model = SynthesizerTrnV3().eval()
+    w = workload(model, args.ref_codes, args.target_codes)
+    results: dict = {"threads": args.threads, "load_avg_start": os.getloadavg()[0], "official_fp32": OFFICIAL}
+    enc_s, fea_ref, fea_todo = bench_encoder(model, w, args.repeats)
+    results["decode_encp_s"] = enc_s
+    for name in args.precision:
+        dtype = DTYPES[name]
+        res = bench_cfm(model, fea_ref, w["mel_ref"], fea_todo, args.steps, dtype, args.repeats)
+        res["vocoder_s"] = bench_vocoder(fea_todo.shape[-1], dtype, args.repeats)
+        results[name] = res
+        print(f"[{name}] " + ", ".join(f"{k} {v:.2f}" for k, v in res.items()), flush=True)
+    results["load_avg_end"] = os.getloadavg()[0]
+    print(f"decode_encp {enc_s:.2f} s; official fp32: {OFFICIAL}; load average {results['load_avg_end']:.1f}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
