@@ -126,6 +126,19 @@ class WNConvTranspose1d(_WeightNorm, nn.ConvTranspose1d):
         )
 
 
+def conv1d_channels_last(layer: nn.Conv1d | nn.ConvTranspose1d, x: torch.Tensor) -> torch.Tensor:
+    """Apply a (weight-normed, transposed) 1-d conv layer to ``x [B, C, 1, T]`` kept in channels-last memory.
+
+    Same result as ``layer(x.squeeze(2))``; on CPU oneDNN runs the channels-last 2-d form 2-3x faster.
+    """
+    weight = (layer.normed_weight() if isinstance(layer, _WeightNorm) else layer.weight).unsqueeze(2)
+    stride, padding, dilation = (1, layer.stride[0]), (0, layer.padding[0]), (1, layer.dilation[0])
+    if isinstance(layer, nn.ConvTranspose1d):
+        output_padding = (0, layer.output_padding[0])
+        return F.conv_transpose2d(x, weight, layer.bias, stride, padding, output_padding, layer.groups, dilation)
+    return F.conv2d(x, weight, layer.bias, stride, padding, dilation, layer.groups)
+
+
 def remove_weight_norm(module: nn.Module) -> nn.Module:
     """Fold the weight norm of every weight-normed layer inside ``module``; returns ``module``."""
     for layer in module.modules():

@@ -11,11 +11,23 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mockvox.modules.commons import LRELU_SLOPE, WNConv1d, WNConvTranspose1d, get_padding, remove_weight_norm
+from mockvox.modules.commons import (
+    LRELU_SLOPE,
+    WNConv1d,
+    WNConvTranspose1d,
+    conv1d_channels_last,
+    get_padding,
+    remove_weight_norm,
+)
 
 
 def _conv(weight_norm: bool, *args, **kwargs) -> nn.Conv1d:
     return WNConv1d(*args, **kwargs) if weight_norm else nn.Conv1d(*args, **kwargs)
+
+
+def _apply(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    # x [B, C, T], or [B, C, 1, T] in channels-last memory (the generator's fast layout)
+    return conv1d_channels_last(layer, x) if x.dim() == 4 else layer(x)
 
 
 class ResBlock1(nn.Module):
@@ -40,10 +52,10 @@ class ResBlock1(nn.Module):
             xt = F.leaky_relu(x, LRELU_SLOPE)
             if x_mask is not None:
                 xt = xt * x_mask
-            xt = F.leaky_relu(c1(xt), LRELU_SLOPE, inplace=True)  # in place on fresh conv outputs: same values
+            xt = F.leaky_relu(_apply(c1, xt), LRELU_SLOPE, inplace=True)  # in place on fresh outputs: same values
             if x_mask is not None:
                 xt = xt * x_mask
-            x = c2(xt).add_(x)
+            x = _apply(c2, xt).add_(x)
         return x if x_mask is None else x * x_mask
 
 
@@ -66,7 +78,7 @@ class ResBlock2(nn.Module):
             xt = F.leaky_relu(x, LRELU_SLOPE)
             if x_mask is not None:
                 xt = xt * x_mask
-            x = c(xt).add_(x)
+            x = _apply(c, xt).add_(x)
         return x if x_mask is None else x * x_mask
 
 
@@ -113,15 +125,16 @@ class Generator(nn.Module):
         x = self.conv_pre(x.to(dtype))  # [B, C0, T]
         if g is not None:
             x = x + self.cond(g.to(dtype))
+        x = x.unsqueeze(2).contiguous(memory_format=torch.channels_last)  # [B, C0, 1, T], stored as [B, 1, T, C0]
         for i, up in enumerate(self.ups):
-            x = up(F.leaky_relu(x, LRELU_SLOPE, inplace=True))  # [B, C0 / 2^(i+1), T * prod(rates[:i+1])]
+            x = conv1d_channels_last(up, F.leaky_relu(x, LRELU_SLOPE, inplace=True))  # [B, C0/2^(i+1), 1, T*up_i]
             blocks = self.resblocks[i * self.num_kernels : (i + 1) * self.num_kernels]
             xs = blocks[0](x)
             for block in blocks[1:]:
                 xs = xs.add_(block(x))
             x = xs.div_(self.num_kernels)
-        x = self.conv_post(F.leaky_relu(x, inplace=True))  # default slope 0.01, as upstream
-        return torch.tanh(x)
+        x = conv1d_channels_last(self.conv_post, F.leaky_relu(x, inplace=True))  # default slope 0.01, as upstream
+        return torch.tanh(x.squeeze(2)).contiguous()  # [B, 1, T * prod(upsample_rates)]
 
     def remove_weight_norm(self) -> None:
         """Fold every ``weight_g``/``weight_v`` pair into ``weight`` (in place)."""
