@@ -319,14 +319,16 @@ def synthesize(
     of the reference audio (cropped here with :func:`align_prompt`). ``kw`` goes to :meth:`CFM.inference`.
     """
     fea_ref, mel_ref = align_prompt(fea_ref, mel_ref, chunk.t_ref)
+    voc_dtype = next(vocoder.parameters()).dtype
+
+    def vocode(mel: Tensor) -> Tensor:  # normalised mel [1, 100, T] -> [480 T] float32
+        return vocoder(denorm_spec(mel).to(voc_dtype))[0, 0].float()
+
     if not batched:
-        return [
-            vocoder(denorm_spec(generate_sequential(model.cfm, fea_ref, mel_ref, f, steps, chunk, **kw)))[0, 0]
-            for f in fea_todo
-        ]
+        return [vocode(generate_sequential(model.cfm, fea_ref, mel_ref, f, steps, chunk, **kw)) for f in fea_todo]
     lengths = [f.shape[2] for f in fea_todo]
     mel, padding = generate_batched(model.cfm, fea_ref, mel_ref, torch.cat(fea_todo, 2), steps, chunk, **kw)
-    audio = vocoder(denorm_spec(mel))[0, 0]
+    audio = vocode(mel)
     step = (chunk.t_chunk - mel_ref.shape[2]) * chunk.upsample
     audio = sola_stitch(list(audio.split(step)), chunk.overlap * chunk.upsample, chunk.sola_search)
     # official: audio[a:-pad], which is empty when pad == 0; here the tail is kept then

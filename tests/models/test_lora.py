@@ -107,3 +107,58 @@ def test_lora_file_has_v4_header_and_loads(tmp_path) -> None:
     expected = export_state_dict(merge_lora(model))
     for k, v in export_state_dict(fresh).items():
         torch.testing.assert_close(v.float(), expected[k].float(), atol=2e-3, rtol=2e-3, msg=k)
+
+
+def test_our_file_loads_the_official_way(tmp_path) -> None:
+    """Official loader (process_ckpt.load_sovits_new): put ``PK`` back over the header, then ``torch.load``."""
+    pytest.importorskip("mockvox.checkpoints")
+    import io
+
+    from mockvox.models.lora import save_lora
+
+    model, _ = _trained_lora_model()
+    path = tmp_path / "x.pth"
+    save_lora(model, path, config={"train": {"lora_rank": 4}}, info="e1")
+    data = path.read_bytes()
+    obj = torch.load(io.BytesIO(b"PK" + data[2:]), map_location="cpu", weights_only=True)
+    assert obj["lora_rank"] == 4 and obj["info"] == "e1"
+    assert obj["weight"].keys() == export_state_dict(model).keys()
+
+
+def test_reads_an_official_style_file_with_pickled_hparams(tmp_path) -> None:
+    """Official exports pickle ``utils.HParams`` as config and start with ``04``: they must load without GPT-SoVITS."""
+    pytest.importorskip("mockvox.checkpoints")
+    import io
+    import sys
+    import types
+
+    from mockvox.models.lora import load_lora
+
+    model, base = _trained_lora_model()
+    fake_utils = types.ModuleType("utils")
+
+    class HParams:  # stands in for GPT_SoVITS/utils.py::HParams
+        def __init__(self, **kw):
+            self.__dict__.update(kw)
+
+    HParams.__module__, HParams.__qualname__ = "utils", "HParams"
+    fake_utils.HParams = HParams
+    sys.modules["utils"], saved = fake_utils, sys.modules.get("utils")
+    try:
+        obj = {"weight": export_state_dict(model), "config": HParams(model={"version": "v4"}), "info": "e1_s2"}
+        obj["lora_rank"] = 4
+        buf = io.BytesIO()
+        torch.save(obj, buf)
+    finally:
+        if saved is None:
+            del sys.modules["utils"]
+        else:
+            sys.modules["utils"] = saved
+    path = tmp_path / "official_e1_s2_l4.pth"
+    path.write_bytes(V4_LORA_HEADER + buf.getvalue()[2:])
+    fresh = _tiny()
+    fresh.load_state_dict(base)
+    load_lora(fresh, path)
+    expected = merge_lora(model).state_dict()
+    for k, v in fresh.state_dict().items():
+        torch.testing.assert_close(v, expected[k], atol=2e-3, rtol=2e-3, msg=k)
