@@ -162,3 +162,17 @@ def test_reads_an_official_style_file_with_pickled_hparams(tmp_path) -> None:
     expected = merge_lora(model).state_dict()
     for k, v in fresh.state_dict().items():
         torch.testing.assert_close(v, expected[k], atol=2e-3, rtol=2e-3, msg=k)
+
+
+def test_training_step_with_lora_updates_only_the_recipe_parameters() -> None:
+    model = add_lora(_tiny(), rank=4).train()
+    model.cfm.estimator.grad_checkpointing = True
+    ssl, spec, mel = torch.randn(1, 32, 12), torch.rand(1, 65, 12), torch.rand(1, 100, 24) * 2 - 1
+    n = torch.tensor([12])
+    loss = model(
+        ssl, spec, mel, n, torch.randint(0, 700, (1, 5)), torch.tensor([5]), 2 * n, prompt_lens=torch.tensor([6])
+    )
+    loss.backward()
+    grads = {name for name, p in model.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
+    assert any("lora_B" in g for g in grads) and any(g.startswith("wns1.") for g in grads)  # B = 0: no grad to A yet
+    assert grads <= set(trainable_parameters(model))
