@@ -1,10 +1,11 @@
 """SoVITS v2 decode speed: 200 codes (8 s at 32 kHz), 100 phones, 250-frame reference, full-size random weights.
 
 Official GPT-SoVITS on a 2-core CPU (torch 2.13, fp32): 1.15-1.42 s (reference/gpt-sovits.md section 9).
-Usage: ``python benchmarks/bench_sovits_v2.py [--repeats 3] [--threads 2] [--precision fp32 bf16 bf16-dec]``.
-On a shared machine wall time is inflated by other processes; the CPU time per thread is what an idle machine would
-take when both threads stay busy.
-``bf16`` runs the whole network in bfloat16; ``bf16-dec`` only the HiFi-GAN decoder (the bulk of the time).
+Variants: ``fp32-upstream`` = our network in the upstream [B, C, T] decoder layout (the official op sequence),
+``fp32`` = channels-last decoder, ``bf16-dec`` = decoder in bfloat16 (encoder/flow fp32), ``bf16`` = all bfloat16.
+The variants are timed interleaved so that a shared machine's load hits them alike; the CPU time per thread is what
+an idle machine would take when both threads stay busy.
+Usage: ``python benchmarks/bench_sovits_v2.py [--repeats 3] [--threads 2] [--variants fp32 bf16-dec ...]``.
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ from mockvox.models.sovits_v2 import SynthesizerTrn
 
 SAMPLE_RATE = 32000
 N_CODES, N_PHONES, REF_FRAMES = 200, 100, 250
+VARIANTS = ("fp32-upstream", "fp32", "bf16-dec", "bf16")
 
 
-def _inputs(model: SynthesizerTrn) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _inputs() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(0)
     codes = torch.randint(0, 1024, (1, 1, N_CODES), generator=g)
     text = torch.randint(1, 732, (1, N_PHONES), generator=g)
@@ -30,55 +32,57 @@ def _inputs(model: SynthesizerTrn) -> tuple[torch.Tensor, torch.Tensor, torch.Te
     return codes, text, refer
 
 
-def _variant(base: SynthesizerTrn, precision: str) -> SynthesizerTrn:
+def _variant(base: SynthesizerTrn, name: str) -> SynthesizerTrn:
+    if name not in VARIANTS:
+        raise ValueError(f"unknown variant {name!r}; accepted: {', '.join(VARIANTS)}")
     model = copy.deepcopy(base)
-    if precision == "bf16":
+    model.dec.channels_last = name != "fp32-upstream"
+    if name == "bf16":
         model.to(torch.bfloat16)
-    elif precision == "bf16-dec":
+    elif name == "bf16-dec":
         model.dec.to(torch.bfloat16)
-    elif precision != "fp32":
-        raise ValueError(f"unknown precision {precision!r}; accepted: fp32, bf16, bf16-dec")
     return model
 
 
-def _time_decode(model: SynthesizerTrn, args, repeats: int) -> tuple[float, float, torch.Tensor]:
-    """Median wall seconds and median process CPU seconds of ``decode`` (after one warm-up call)."""
-    wav = model.decode(*args, noise_scale=0.5)  # warm-up (oneDNN primitive creation, weight folding)
-    walls, cpus = [], []
-    for _ in range(repeats):
-        torch.manual_seed(0)
-        wall, cpu = time.perf_counter(), time.process_time()
-        wav = model.decode(*args, noise_scale=0.5)
-        walls.append(time.perf_counter() - wall)
-        cpus.append(time.process_time() - cpu)
-    return statistics.median(walls), statistics.median(cpus), wav
+def _decode(model: SynthesizerTrn, args) -> tuple[float, float, torch.Tensor]:
+    torch.manual_seed(0)
+    wall, cpu = time.perf_counter(), time.process_time()
+    wav = model.decode(*args, noise_scale=0.5)
+    return time.perf_counter() - wall, time.process_time() - cpu, wav
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--precision", nargs="+", default=["fp32", "bf16", "bf16-dec"])
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS))
     opts = parser.parse_args()
     torch.set_num_threads(opts.threads)
     torch.manual_seed(0)
     base = SynthesizerTrn(use_enc_q=False).eval()
-    args = _inputs(base)
-    reference = None
-    print(f"threads={opts.threads} codes={N_CODES} phones={N_PHONES} ref_frames={REF_FRAMES}")
-    for precision in opts.precision:
-        seconds, cpu, wav = _time_decode(_variant(base, precision), args, opts.repeats)
-        audio_s = wav.shape[-1] / SAMPLE_RATE
+    args = _inputs()
+    models = {name: _variant(base, name) for name in opts.variants}
+    walls = {name: [] for name in models}
+    cpus = {name: [] for name in models}
+    wavs = {name: _decode(model, args)[2] for name, model in models.items()}  # warm-up (oneDNN primitives)
+    for _ in range(opts.repeats):
+        for name, model in models.items():
+            wall, cpu, _ = _decode(model, args)
+            walls[name].append(wall)
+            cpus[name].append(cpu)
+    print(f"threads={opts.threads} codes={N_CODES} phones={N_PHONES} ref_frames={REF_FRAMES} repeats={opts.repeats}")
+    reference = wavs[opts.variants[0]]
+    for name in models:
+        wall, cpu = statistics.median(walls[name]), statistics.median(cpus[name])
+        audio_s = wavs[name].shape[-1] / SAMPLE_RATE
         line = (
-            f"{precision:>8}: decode {seconds:.3f} s for {audio_s:.2f} s audio, RTF {seconds / audio_s:.4f}"
-            f" (CPU time {cpu:.3f} s = {cpu / opts.threads:.3f} s per thread)"
+            f"{name:>13}: decode {wall:.3f} s for {audio_s:.2f} s audio, RTF {wall / audio_s:.4f}"
+            f" | CPU time {cpu:.3f} s = {cpu / opts.threads:.3f} s per thread"
         )
-        if reference is None:
-            reference = wav
-        else:
-            err = (wav - reference).abs().max().item()
-            corr = torch.corrcoef(torch.stack([wav.flatten(), reference.flatten()]))[0, 1].item()
-            line += f", vs {opts.precision[0]}: max|diff| {err:.3e}, corr {corr:.5f}"
+        if name != opts.variants[0]:
+            err = (wavs[name] - reference).abs().max().item()
+            corr = torch.corrcoef(torch.stack([wavs[name].flatten(), reference.flatten()]))[0, 1].item()
+            line += f" | vs {opts.variants[0]}: max|diff| {err:.2e}, corr {corr:.5f}"
         print(line, flush=True)
 
 

@@ -97,11 +97,13 @@ class Generator(nn.Module):
         gin_channels: int = 0,
         is_bias: bool = False,
         weight_norm: bool = True,
+        channels_last: bool = True,
     ):
         super().__init__()
         if resblock not in ("1", "2"):
             raise ValueError(f"resblock must be '1' or '2', got {resblock!r}")
         block = ResBlock1 if resblock == "1" else ResBlock2
+        self.channels_last = channels_last  # False: the upstream [B, C, T] layout (same values, slower on CPU)
         self.num_kernels = len(resblock_kernel_sizes)
         self.conv_pre = nn.Conv1d(initial_channel, upsample_initial_channel, 7, 1, padding=3)
         self.ups = nn.ModuleList()
@@ -125,16 +127,19 @@ class Generator(nn.Module):
         x = self.conv_pre(x.to(dtype))  # [B, C0, T]
         if g is not None:
             x = x + self.cond(g.to(dtype))
-        x = x.unsqueeze(2).contiguous(memory_format=torch.channels_last)  # [B, C0, 1, T], stored as [B, 1, T, C0]
+        if self.channels_last:
+            x = x.unsqueeze(2).contiguous(memory_format=torch.channels_last)  # [B, C0, 1, T] stored as [B, 1, T, C0]
         for i, up in enumerate(self.ups):
-            x = conv1d_channels_last(up, F.leaky_relu(x, LRELU_SLOPE, inplace=True))  # [B, C0/2^(i+1), 1, T*up_i]
+            x = _apply(up, F.leaky_relu(x, LRELU_SLOPE, inplace=True))  # [B, C0 / 2^(i+1), (1,) T * prod(rates[:i+1])]
             blocks = self.resblocks[i * self.num_kernels : (i + 1) * self.num_kernels]
             xs = blocks[0](x)
             for block in blocks[1:]:
                 xs = xs.add_(block(x))
             x = xs.div_(self.num_kernels)
-        x = conv1d_channels_last(self.conv_post, F.leaky_relu(x, inplace=True))  # default slope 0.01, as upstream
-        return torch.tanh(x.squeeze(2)).contiguous()  # [B, 1, T * prod(upsample_rates)]
+        x = _apply(self.conv_post, F.leaky_relu(x, inplace=True))  # default slope 0.01, as upstream
+        if x.dim() == 4:
+            x = x.squeeze(2)
+        return torch.tanh(x).contiguous()  # [B, 1, T * prod(upsample_rates)]
 
     def remove_weight_norm(self) -> None:
         """Fold every ``weight_g``/``weight_v`` pair into ``weight`` (in place)."""
