@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import time
 
 import torch
+import torch.nn.functional as F
 
 from mockvox.models.t2s import Text2Semantic
 from mockvox.models.t2s_decode import SamplingConfig, generate
@@ -56,6 +58,37 @@ def decode(model, x, bert, prompts, tokens: int, top_k: int = 15) -> tuple[torch
 
 
 @torch.inference_mode()
+def upstream_style_decode(model: Text2Semantic, x, bert, prompts, tokens: int) -> float:
+    """Seconds for the upstream decoding scheme on the same weights: row-major F.linear, boolean prompt mask,
+    K/V caches grown by ``torch.cat`` every step (the official ``T2SBlock`` data flow), greedy, no EOS."""
+    t0 = time.perf_counter()
+    xy = torch.cat([model.embed_text(x[None], bert[None]), model.embed_audio(prompts)], dim=1)
+    nx, n = x.numel(), xy.shape[1]
+    allowed = torch.ones(n, n, dtype=torch.bool)
+    allowed[:nx, nx:] = False
+    allowed[nx:, nx:] = torch.ones(n - nx, n - nx, dtype=torch.bool).tril()
+    caches, h, mask = [], xy, allowed[None, None]
+    pe = model.ar_audio_position
+    for step in range(tokens):
+        for i, layer in enumerate(model.h.layers):
+            attn = layer.self_attn
+            q, k, v = F.linear(h, attn.in_proj_weight, attn.in_proj_bias).chunk(3, dim=-1)
+            if step:
+                k, v = torch.cat([caches[i][0], k], 1), torch.cat([caches[i][1], v], 1)
+                caches[i] = (k, v)
+            else:
+                caches.append((k, v))
+            heads = [t.view(1, t.shape[1], attn.heads, -1).transpose(1, 2) for t in (q, k, v)]
+            o = F.scaled_dot_product_attention(*heads, attn_mask=mask).transpose(1, 2).reshape(h.shape)
+            h = layer.norm1(h + F.linear(o, attn.out_proj.weight, attn.out_proj.bias))
+            ff = F.linear(F.relu(F.linear(h, layer.linear1.weight, layer.linear1.bias)), layer.linear2.weight)
+            h = layer.norm2(h + ff + layer.linear2.bias)
+        tok = F.linear(h[:, -1], model.ar_predict_layer.weight).argmax(-1, keepdim=True)
+        h, mask = model.ar_audio_embedding(tok) + pe.alpha * pe.table(n + step)[prompts.shape[1] + step], None
+    return time.perf_counter() - t0
+
+
+@torch.inference_mode()
 def teacher_forced_agreement(ref, model, x, bert, prompts, tokens: torch.Tensor) -> float:
     """Share of positions where ``model`` and ``ref`` have the same argmax along the fp32 greedy sequence."""
     y = torch.cat([prompts[0], tokens]).unsqueeze(0)
@@ -73,6 +106,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--dtypes", default="fp32,bf16")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--no-baseline", action="store_true", help="skip the upstream-style decoding loop")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     x, bert, prompts = (t.to(args.device) for t in workload())
@@ -80,8 +114,16 @@ def main() -> None:
     greedy_ref = None
     print(f"device {args.device}, threads {torch.get_num_threads()}, torch {torch.__version__}")
     print(f"workload: {x.numel()} phones + {prompts.shape[1]} prompt tokens -> {args.tokens} tokens")
+    if args.device == "cpu":
+        print("load average before: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
+    if not args.no_baseline:
+        base = random_model().to(args.device)
+        upstream_style_decode(base, x, bert, prompts, 4)
+        best = min(upstream_style_decode(base, x, bert, prompts, args.tokens) for _ in range(args.repeats))
+        print(f"upstream-style fp32 {args.tokens / best:7.1f} tok/s  ({best:.2f} s best of {args.repeats})", flush=True)
     for name in args.dtypes.split(","):
-        model = ref if name == "fp32" else random_model().to(args.device, DTYPES[name])
+        model = ref if name == "fp32" else random_model().to(args.device)
+        model.prepare_inference(DTYPES[name])
         decode(model, x, bert, prompts, 8)  # warm-up
         times = [decode(model, x, bert, prompts, args.tokens)[1] for _ in range(args.repeats)]
         best = min(times)

@@ -87,10 +87,10 @@ class SinePositionalEmbedding(nn.Module):
 
     def table(self, length: int) -> torch.Tensor:
         """Positional table with at least ``length`` rows, in the dtype/device of ``alpha``."""
-        if self.pe.shape[0] < length:
-            self.pe = sine_table(max(length, 2 * self.pe.shape[0]), self.dim).to(self.alpha.device)
-        if self.pe.dtype != self.alpha.dtype:
-            self.pe = self.pe.to(self.alpha.dtype)
+        if self.pe.shape[0] < length or self.pe.dtype != self.alpha.dtype:
+            with torch.inference_mode(False):  # a table built while decoding must stay usable for training
+                n = self.pe.shape[0] if length <= self.pe.shape[0] else max(length, 2 * self.pe.shape[0])
+                self.pe = sine_table(n, self.dim).to(self.alpha.device, self.alpha.dtype)
         return self.pe
 
     def forward(self, x: torch.Tensor, offset: int = 0) -> torch.Tensor:

@@ -146,3 +146,16 @@ def test_inference_layouts_keep_results(model):
     assert low.shape == ref.shape and (low == ref).float().mean() > 0.5
     fast.train()
     assert fast.ar_predict_layer.packed is None
+
+
+def test_training_after_long_decoding_reuses_the_grown_position_table():
+    m = Text2Semantic.tiny().eval()
+    x, bert = _text(5, 9)
+    cfg = SamplingConfig(top_k=1, early_stop_num=30, min_steps=100)
+    m.ar_audio_position.pe = m.ar_audio_position.pe[:16]  # force the table to grow inside inference mode
+    generate(m, [x], [bert], torch.randint(0, 1024, (1, 3)), cfg)
+    m.train()
+    y = torch.randint(0, 1024, (1, 40))
+    out = m.training_step_outputs(x[None], torch.tensor([5]), y, torch.tensor([40]), bert[None])
+    out.loss.backward()
+    assert m.ar_audio_position.alpha.grad is not None
