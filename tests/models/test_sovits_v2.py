@@ -142,6 +142,19 @@ def test_plain_generator_for_vocoders():
     assert gen2(torch.randn(1, 8, 5), g=torch.randn(1, 6, 1)).shape == (1, 1, 10)
 
 
+@pytest.mark.parametrize("resblock", ["1", "2"])
+def test_channels_last_generator_equals_upstream_layout(resblock):
+    torch.manual_seed(0)
+    dilations = [[1, 3, 5], [1, 3, 5]] if resblock == "1" else [[1, 3], [1, 3]]
+    gen = Generator(8, resblock, [3, 5], dilations, [4, 2], 16, [8, 4], gin_channels=6).eval()
+    x, g = torch.randn(2, 8, 7), torch.randn(2, 6, 1)
+    with torch.no_grad():
+        fast = gen(x, g)
+        gen.channels_last = False
+        assert torch.allclose(fast, gen(x, g), atol=1e-6)
+    assert fast.shape == (2, 1, 56) and fast.is_contiguous()
+
+
 def test_bfloat16_decode_tracks_float32(model):
     codes, text = torch.randint(0, TINY["codebook_size"], (1, 1, 10)), torch.randint(0, 732, (1, 6))
     ref = torch.rand(1, TINY["spec_channels"], 30)
