@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from mockvox.models.t2s import Text2Semantic
 from mockvox.models.t2s_decode import SamplingConfig, generate
 
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16, "int8": torch.bfloat16}
 
 
 def random_model(seed: int = 0) -> Text2Semantic:
@@ -104,7 +104,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--tokens", type=int, default=200)
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--dtypes", default="fp32,bf16")
+    ap.add_argument("--dtypes", default="fp32,bf16,int8", help="fp32, bf16, fp16 (GPU), int8 (weight-only, CPU)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--no-baseline", action="store_true", help="skip the upstream-style decoding loop")
     args = ap.parse_args()
@@ -123,7 +123,7 @@ def main() -> None:
         print(f"upstream-style fp32 {args.tokens / best:7.1f} tok/s  ({best:.2f} s best of {args.repeats})", flush=True)
     for name in args.dtypes.split(","):
         model = ref if name == "fp32" else random_model().to(args.device)
-        model.prepare_inference(DTYPES[name])
+        model.prepare_inference(DTYPES[name], int8_weights=name == "int8")
         decode(model, x, bert, prompts, 8)  # warm-up
         times = [decode(model, x, bert, prompts, args.tokens)[1] for _ in range(args.repeats)]
         best = min(times)

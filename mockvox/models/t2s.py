@@ -160,14 +160,20 @@ class Text2Semantic(nn.Module):
     def tiny(cls) -> Text2Semantic:
         return cls(T2SConfig.tiny())
 
-    def prepare_inference(self, dtype: torch.dtype | None = None) -> Text2Semantic:
-        """Eval mode, optional cast (e.g. bf16), and CPU-friendly weight layouts for decoding. Returns self."""
+    def prepare_inference(self, dtype: torch.dtype | None = None, int8_weights: bool = False) -> Text2Semantic:
+        """Eval mode, optional cast and CPU-friendly weight layouts for decoding. Returns self.
+
+        fp32 weights are stored column-major; bf16 weights are oneDNN-packed, or with ``int8_weights`` quantised
+        per output row (int8 weight-only matmuls, bf16 activations). Call again after moving/loading weights.
+        """
         self.eval()
+        self.release_inference()
+        if int8_weights:
+            dtype = torch.bfloat16
         if dtype is not None:
-            self.release_inference()
             self.to(dtype)
         for m in (self.bert_proj, self.ar_predict_layer, self.h):
-            m.prepare_inference()
+            m.prepare_inference(int8_weights)
         return self
 
     def release_inference(self) -> None:

@@ -14,12 +14,18 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def _pack_bf16(weight: torch.Tensor) -> torch.Tensor | None:
-    """oneDNN-packed bf16 weight for fast CPU GEMV, or None where unsupported."""
+def _pack(weight: torch.Tensor, int8: bool = False):
+    """Inference copy of a CPU bf16 weight: oneDNN-packed bf16, or per-row int8 + scales; None where unsupported."""
     if weight.device.type != "cpu" or weight.dtype != torch.bfloat16:
         return None
+    w = weight.detach()
     try:
-        return torch.ops.mkldnn._reorder_linear_weight(weight.detach(), 1)
+        if int8:
+            scales = w.float().abs().amax(1).clamp_min(1e-12) / 127
+            q = (w.float() / scales[:, None]).round().clamp(-127, 127).to(torch.int8)
+            torch._weight_int8pack_mm(w.new_zeros(1, w.shape[1]), q, scales.to(w.dtype))  # probe the kernel
+            return q, scales.to(w.dtype)
+        return torch.ops.mkldnn._reorder_linear_weight(w, 1)
     except (RuntimeError, AttributeError):
         return None
 
@@ -30,24 +36,33 @@ def _column_major(param: nn.Parameter) -> None:
         param.data = param.data.t().contiguous().t()
 
 
-def _linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, packed: torch.Tensor | None):
-    if packed is not None:
-        return torch.ops.mkldnn._linear_pointwise(x, packed, bias, "none", [], "")
-    return F.linear(x, weight, bias)
+def _linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, packed) -> torch.Tensor:
+    if packed is None:
+        return F.linear(x, weight, bias)
+    if isinstance(packed, tuple):  # int8 weight-only: [M, K] bf16 x int8 [N, K] * scales [N]
+        q, scales = packed
+        y = torch._weight_int8pack_mm(x.reshape(-1, x.shape[-1]), q, scales).view(*x.shape[:-1], q.shape[0])
+        return y if bias is None else y + bias
+    return torch.ops.mkldnn._linear_pointwise(x, packed, bias, "none", [], "")
+
+
+def _prepare(weight: nn.Parameter, int8: bool):
+    packed = _pack(weight, int8)
+    if packed is None:
+        _column_major(weight)
+    return packed
 
 
 class Linear(nn.Linear):
     """``nn.Linear`` that can hold an inference-only packed copy of its weight (see ``prepare_inference``)."""
 
-    packed: torch.Tensor | None = None
+    packed = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return _linear(x, self.weight, self.bias, None if self.training else self.packed)
 
-    def prepare_inference(self) -> None:
-        self.packed = _pack_bf16(self.weight)
-        if self.packed is None:
-            _column_major(self.weight)
+    def prepare_inference(self, int8: bool = False) -> None:
+        self.packed = _prepare(self.weight, int8)
 
     def release_inference(self) -> None:
         self.packed = None
@@ -144,13 +159,11 @@ class PackedSelfAttention(nn.Module):
         self.in_proj_weight = nn.Parameter(torch.empty(3 * dim, dim))
         self.in_proj_bias = nn.Parameter(torch.zeros(3 * dim))
         self.out_proj = Linear(dim, dim)
-        self.packed_in: torch.Tensor | None = None
+        self.packed_in = None
         nn.init.xavier_uniform_(self.in_proj_weight)
 
-    def prepare_inference(self) -> None:
-        self.packed_in = _pack_bf16(self.in_proj_weight)
-        if self.packed_in is None:
-            _column_major(self.in_proj_weight)
+    def prepare_inference(self, int8: bool = False) -> None:
+        self.packed_in = _prepare(self.in_proj_weight, int8)
 
     def release_inference(self) -> None:
         self.packed_in = None
@@ -216,11 +229,11 @@ class ARTransformer(nn.Module):
         super().__init__()
         self.layers = nn.ModuleList(ARTransformerLayer(dim, heads, ffn_dim, dropout) for _ in range(num_layers))
 
-    def prepare_inference(self) -> None:
-        """Re-layout (fp32) or pack (bf16) the weights for fast single-token decoding on CPU."""
+    def prepare_inference(self, int8: bool = False) -> None:
+        """Re-layout (fp32) or pack (bf16, optionally int8 weight-only) the weights for fast CPU decoding."""
         for m in self.modules():
             if m is not self and hasattr(m, "prepare_inference"):
-                m.prepare_inference()
+                m.prepare_inference(int8)
 
     def release_inference(self) -> None:
         for m in self.modules():
