@@ -132,6 +132,8 @@ def main() -> None:
         if name == "fp32":
             greedy_ref = greedy
         else:
+            if greedy_ref is None:
+                greedy_ref = decode(ref.prepare_inference(), x, bert, prompts, args.tokens, top_k=1)[0]
             same = (greedy == greedy_ref).float().mean().item()
             prefix = int((greedy != greedy_ref).int().cumsum(0).eq(0).sum())
             tf = teacher_forced_agreement(ref, model, x, bert, prompts, greedy_ref)

@@ -41,7 +41,10 @@ def _linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, pa
         return F.linear(x, weight, bias)
     if isinstance(packed, tuple):  # int8 weight-only: [M, K] bf16 x int8 [N, K] * scales [N]
         q, scales = packed
-        y = torch._weight_int8pack_mm(x.reshape(-1, x.shape[-1]), q, scales).view(*x.shape[:-1], q.shape[0])
+        x2 = x.reshape(-1, x.shape[-1]).contiguous()
+        if x2.shape[0] > 8:  # the int8 kernel is a GEMV; a whole prompt is faster through a dequantised GEMM
+            return F.linear(x, q.to(x.dtype) * scales[:, None], bias)
+        y = torch._weight_int8pack_mm(x2, q, scales).view(*x.shape[:-1], q.shape[0])
         return y if bias is None else y + bias
     return torch.ops.mkldnn._linear_pointwise(x, packed, bias, "none", [], "")
 
