@@ -139,6 +139,9 @@ def test_full_size_gpt_checkpoint_loads_into_our_model(tmp_path):
     weight = scheme_state_dict(key_shapes("t2s_v2_keys"), seed=1)
     official_cfg = {"data": {"max_sec": 54}, "model": Text2Semantic().config.to_official()}
     ck.write_checkpoint({"weight": weight, "config": official_cfg}, tmp_path / "s1v3.ckpt")
-    loaded = ck.load_gpt_checkpoint(tmp_path / "s1v3.ckpt")
-    model = Text2Semantic(T2SConfig.from_official(loaded.config))
-    assert model.load_official_state_dict(loaded.weight).missing_keys == []
+    model = Text2Semantic.from_official_checkpoint(tmp_path / "s1v3.ckpt")
+    assert model.bert_proj.weight.dtype == torch.float32 and not model.training
+    torch.testing.assert_close(model.official_state_dict()["model.bert_proj.weight"], weight["model.bert_proj.weight"])
+    model.save_official_checkpoint(tmp_path / "mine.ckpt", info="GPT-e3")
+    again = ck.load_gpt_checkpoint(tmp_path / "mine.ckpt")
+    assert set(again.weight) == set(weight) and again.info == "GPT-e3"

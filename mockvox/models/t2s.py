@@ -195,6 +195,22 @@ class Text2Semantic(nn.Module):
         """State dict under the official ``.ckpt["weight"]`` names (``model.`` prefix)."""
         return {OFFICIAL_PREFIX + k: v for k, v in self.state_dict().items()}
 
+    @classmethod
+    def from_official_checkpoint(cls, path) -> Text2Semantic:
+        """Build from an official GPT ``.ckpt`` (pretrained ``s1bert25hz…``/``s1v3`` or a WebUI export), fp32, eval."""
+        from mockvox.checkpoints import load_gpt_checkpoint
+
+        ckpt = load_gpt_checkpoint(path)
+        model = cls(T2SConfig.from_official(ckpt.config) if ckpt.config.get("model") else T2SConfig())
+        model.load_official_state_dict(ckpt.weight)
+        return model.eval()
+
+    def save_official_checkpoint(self, path, info: str = "GPT-e0", half: bool = True):
+        """Write a GPT-SoVITS-loadable export (fp16 ``model.``-prefixed weights + official config)."""
+        from mockvox.checkpoints import save_gpt_checkpoint
+
+        return save_gpt_checkpoint(path, self.official_state_dict(), self.config.to_official(), info, half=half)
+
     def official_config(self) -> dict:
         return {"model": self.config.to_official()}
 
