@@ -14,6 +14,8 @@ Data flow (50 Hz frames, 25 Hz codes):
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
@@ -135,6 +137,21 @@ class SynthesizerTrn(nn.Module):
     @classmethod
     def tiny(cls, **overrides) -> SynthesizerTrn:
         return cls(**{**TINY, **overrides})
+
+    @classmethod
+    def from_hparams(cls, hps: Mapping, **overrides) -> SynthesizerTrn:
+        """Build from an official ``s2.json``-style config (``data``/``train``/``model`` sections, e.g. a checkpoint's
+        ``config``): ``spec_channels = filter_length // 2 + 1``, ``segment_size = train.segment_size // hop_length``."""
+        model, data = dict(hps["model"]), hps["data"]
+        if model.get("semantic_frame_rate", "25hz") != "25hz":
+            raise ValueError(f"semantic_frame_rate {model['semantic_frame_rate']!r} unsupported; accepted: '25hz'")
+        if model.get("version", "v2") != "v2":
+            raise ValueError(f"SoVITS version {model['version']!r} is not v2; accepted: 'v2'")
+        accepted = inspect.signature(cls).parameters
+        kwargs = {k: v for k, v in model.items() if k in accepted}
+        kwargs["spec_channels"] = data["filter_length"] // 2 + 1
+        kwargs["segment_size"] = hps["train"]["segment_size"] // data["hop_length"]
+        return cls(**{**kwargs, **overrides})
 
     @property
     def hop_length(self) -> int:

@@ -178,3 +178,21 @@ def test_discriminator_and_gan_losses():
     zeros = [torch.zeros(1, 3)] * 2
     assert discriminator_loss(ones, zeros)[0].item() == 0 and discriminator_loss(zeros, ones)[0].item() == 4
     assert generator_loss(ones)[0].item() == 0 and generator_loss(zeros)[0].item() == 2
+
+
+def test_from_official_hparams():
+    hps = {
+        "train": {"segment_size": 128},
+        "data": {"filter_length": 128, "hop_length": 16},
+        "model": {
+            **{k: v for k, v in TINY.items() if k not in ("spec_channels", "segment_size")},
+            "n_layers_q": 3,
+            "use_spectral_norm": False,
+            "semantic_frame_rate": "25hz",
+            "freeze_quantizer": True,
+        },
+    }
+    net = SynthesizerTrn.from_hparams(hps)
+    assert net.segment_size == 8 and net.enc_q.pre.in_channels == 65
+    with pytest.raises(ValueError, match="semantic_frame_rate"):
+        SynthesizerTrn.from_hparams({**hps, "model": {**hps["model"], "semantic_frame_rate": "50hz"}})
