@@ -79,6 +79,24 @@ def _embed_texts(model: Text2Semantic, phones: list[torch.Tensor], berts: list[t
     return x, valid
 
 
+def _prefill(model: Text2Semantic, phones, berts, prompts: torch.Tensor | None):
+    """Run ``[text ; prompt]`` through the model filling a new KV cache.
+
+    Returns (hidden [B, T, C], cache, prompt ids [B, P], key validity [B, T] or None when nothing is padded).
+    """
+    x, x_valid = _embed_texts(model, phones, berts)
+    b, nx = x_valid.shape
+    y = x_valid.new_zeros((b, 0), dtype=torch.long) if prompts is None else prompts.long()
+    xy = torch.cat([x, model.embed_audio(y)], dim=1)
+    key_valid = None if bool(x_valid.all()) else torch.cat([x_valid, x_valid.new_ones(y.shape)], dim=1)
+    allowed = ~blocked_positions(nx, y.shape[1], x.device)[None, None]  # [1, 1, T, T]
+    if key_valid is not None:
+        allowed = allowed & key_valid[:, None, None, :]
+    cache = model.h.new_cache(b, xy.shape[1] + 64, like=xy)
+    bias = torch.zeros(allowed.shape, dtype=xy.dtype, device=xy.device).masked_fill_(~allowed, float("-inf"))
+    return model.h(xy, bias, cache), cache, y, key_valid  # an additive mask runs ~2x faster in CPU SDPA
+
+
 @torch.inference_mode()
 def generate(
     model: Text2Semantic,
@@ -97,53 +115,33 @@ def generate(
         prompts: [B, P] prompt semantic tokens, or None (reference-free).
         keep_logits: store the raw logits of the first ``keep_logits`` steps in each result.
     """
-    x, x_valid = _embed_texts(model, phones, berts)
-    b, nx = x_valid.shape
-    p = 0 if prompts is None else prompts.shape[1]
-    y = x_valid.new_zeros((b, 0), dtype=torch.long) if prompts is None else prompts.long()
-    xy = x if prompts is None else torch.cat([x, model.embed_audio(y)], dim=1)
-    padded = not bool(x_valid.all())
-    key_valid = torch.cat([x_valid, x_valid.new_ones(b, p)], dim=1) if padded else None
-    allowed = ~blocked_positions(nx, p, x.device)[None, None]  # [1, 1, T, T]
-    if padded:
-        allowed = allowed & key_valid[:, None, None, :]
-    cache = model.h.new_cache(b, nx + p + 64, like=xy)
-    bias = torch.zeros(allowed.shape, dtype=xy.dtype, device=xy.device).masked_fill_(~allowed, float("-inf"))
-    h = model.h(xy, bias, cache)  # an additive mask runs ~2x faster than a boolean one in CPU SDPA
-    rows = list(range(b))  # original index of each live row
-    results: list[Generated | None] = [None] * b
-    raw_logits: list[list[torch.Tensor]] = [[] for _ in range(b)]
-    pe = model.ar_audio_position
+    h, cache, y, key_valid = _prefill(model, phones, berts, prompts)
+    p, pe = y.shape[1], model.ar_audio_position
+    rows = list(range(len(phones)))  # original index of each live row
+    results: list[Generated | None] = [None] * len(phones)
+    raw_logits: list[list[torch.Tensor]] = [[] for _ in rows]
     for step in range(cfg.max_steps):
         logits = model.ar_predict_layer(h[:, -1]).float()  # [b, V]
-        if step < keep_logits:
-            for r, i in enumerate(rows):
-                raw_logits[i].append(logits[r : r + 1].clone())
-        if step < cfg.min_steps:
-            logits = logits[:, :-1]
-        samples, penalised = sample_next(logits, y, cfg, generator)
+        for r, i in enumerate(rows if step < keep_logits else []):
+            raw_logits[i].append(logits[r : r + 1].clone())
+        samples, penalised = sample_next(logits[:, :-1] if step < cfg.min_steps else logits, y, cfg, generator)
         y = torch.cat([y, samples], dim=1)
         eos = (samples[:, 0] == model.eos) | (penalised.argmax(-1) == model.eos)
         cap = (cfg.early_stop_num != -1 and y.shape[1] - p > cfg.early_stop_num) or step == cfg.max_steps - 1
         done = torch.ones_like(eos) if cap else eos
         if bool(done.any()):
             for r in done.nonzero()[:, 0].tolist():
-                i = rows[r]
-                results[i] = Generated(y[r, p:].clone(), bool(eos[r]), step, raw_logits[i])
+                results[rows[r]] = Generated(y[r, p:].clone(), bool(eos[r]), step, raw_logits[rows[r]])
             keep = (~done).nonzero()[:, 0]
             if keep.numel() == 0:
                 break
-            rows = [rows[r] for r in keep.tolist()]
-            y = y.index_select(0, keep)
+            rows, y = [rows[r] for r in keep.tolist()], y.index_select(0, keep)
             cache.select(keep)
-            if key_valid is not None:
-                key_valid = key_valid.index_select(0, keep)
+            key_valid = None if key_valid is None else key_valid.index_select(0, keep)
         xin = model.ar_audio_embedding(y[:, -1:]) + pe.alpha * pe.table(p + step + 1)[p + step]
-        mask = None
-        if key_valid is not None:
+        if key_valid is not None:  # padded texts: keep their left padding out of reach
             key_valid = torch.cat([key_valid, key_valid.new_ones(key_valid.shape[0], 1)], dim=1)
-            mask = key_valid[:, None, None, :]
-        h = model.h(xin, mask, cache)
+        h = model.h(xin, None if key_valid is None else key_valid[:, None, None, :], cache)
     return results
 
 
