@@ -44,15 +44,32 @@ def realistic_init(module: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
     return module
 
 
-def best_of(fn, repeats: int) -> float:
-    """Minimum wall time of ``repeats`` calls (after one warm-up call)."""
+class Clock:
+    """Wall time and process CPU time / threads. On a CPU shared with other jobs the wall time is inflated; the CPU
+    time divided by the thread count is what the same work takes on an idle machine (both threads busy)."""
+
+    def __init__(self, threads: int):
+        self.threads = threads
+
+    def __enter__(self) -> Clock:
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.wall = time.perf_counter() - self.wall
+        self.cpu = (time.process_time() - self.cpu) / self.threads
+
+
+def best_of(fn, repeats: int) -> tuple[float, float]:
+    """Minimum (wall, CPU/threads) seconds over ``repeats`` calls, after one warm-up call."""
     fn()
-    times = []
+    walls, cpus = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+        with Clock(torch.get_num_threads()) as c:
+            fn()
+        walls.append(c.wall)
+        cpus.append(c.cpu)
+    return min(walls), min(cpus)
 
 
 def workload(model: SynthesizerTrnV3, ref_codes: int, target_codes: int) -> dict[str, torch.Tensor]:
@@ -67,7 +84,7 @@ def workload(model: SynthesizerTrnV3, ref_codes: int, target_codes: int) -> dict
     }
 
 
-def bench_encoder(model: SynthesizerTrnV3, w: dict, repeats: int) -> tuple[float, torch.Tensor, torch.Tensor]:
+def bench_encoder(model: SynthesizerTrnV3, w: dict, repeats: int) -> tuple[tuple, torch.Tensor, torch.Tensor]:
     def run():
         fea_ref, ge = model.decode_encp(w["prompt_codes"], w["prompt_phones"], w["refer"])
         return fea_ref, model.decode_encp(w["codes"], w["phones"], w["refer"], ge)[0]
@@ -77,9 +94,9 @@ def bench_encoder(model: SynthesizerTrnV3, w: dict, repeats: int) -> tuple[float
     return seconds, fea_ref, fea_todo
 
 
-def bench_cfm(model, fea_ref, mel_ref, fea_todo, steps_list, dtype, repeats) -> dict[str, float]:
+def bench_cfm(model, fea_ref, mel_ref, fea_todo, steps_list, dtype, repeats) -> dict[str, tuple]:
     cfm = model.cfm if dtype == torch.float32 else copy.deepcopy(model.cfm).to(dtype)
-    out: dict[str, float] = {}
+    out: dict[str, tuple] = {}
     t = 1000
     mu = torch.randn(1, t, fea_ref.shape[1])
     cond, lens = torch.rand(1, 100, t).to(dtype), torch.tensor([t])
@@ -90,14 +107,14 @@ def bench_cfm(model, fea_ref, mel_ref, fea_todo, steps_list, dtype, repeats) -> 
     fea_ref, mel_ref = align_prompt(fea_ref, mel_ref, ChunkConfig().t_ref)
     for steps in steps_list:
         torch.manual_seed(0)
-        start = time.perf_counter()
-        mel = generate_sequential(cfm, fea_ref, mel_ref, fea_todo, steps)
-        out[f"cfm_{steps}_steps_s"] = time.perf_counter() - start
-    out["mel_frames"] = mel.shape[-1]
+        with Clock(torch.get_num_threads()) as c:
+            mel = generate_sequential(cfm, fea_ref, mel_ref, fea_todo, steps)
+        assert mel.shape[-1] == fea_todo.shape[-1]
+        out[f"cfm_{steps}_steps_s"] = (c.wall, c.cpu)
     return out
 
 
-def bench_vocoder(frames: int, dtype: torch.dtype, repeats: int) -> float:
+def bench_vocoder(frames: int, dtype: torch.dtype, repeats: int) -> tuple[float, float]:
     vocoder = realistic_init(build_vocoder()).to(dtype)
     mel = (torch.rand(1, 100, frames) * 10 - 10).to(dtype)
     with torch.inference_mode():
@@ -126,9 +143,10 @@ def main() -> None:
         res = bench_cfm(model, fea_ref, w["mel_ref"], fea_todo, args.steps, dtype, args.repeats)
         res["vocoder_s"] = bench_vocoder(fea_todo.shape[-1], dtype, args.repeats)
         results[name] = res
-        print(f"[{name}] " + ", ".join(f"{k} {v:.2f}" for k, v in res.items()), flush=True)
+        print(f"[{name}] " + ", ".join(f"{k} {v[0]:.2f} (cpu/thr {v[1]:.2f})" for k, v in res.items()), flush=True)
     results["load_avg_end"] = os.getloadavg()[0]
-    print(f"decode_encp {enc_s:.2f} s; official fp32: {OFFICIAL}; load average {results['load_avg_end']:.1f}")
+    print(f"decode_encp {enc_s[0]:.2f} s (cpu/thr {enc_s[1]:.2f}); official fp32 (idle 2-core CPU): {OFFICIAL}")
+    print(f"load average {results['load_avg_start']:.1f} -> {results['load_avg_end']:.1f} (wall times inflate above 2)")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)
