@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from mockvox.checkpoints import read_checkpoint
 from mockvox.modules.hifigan import Generator
 
 V4_VOCODER: dict = dict(
@@ -42,9 +43,9 @@ def build_vocoder(**overrides) -> Generator:
 
 def load_vocoder(path: str | Path, map_location: str | torch.device = "cpu", **overrides) -> Generator:
     """Build the vocoder and load the official bare state dict (``{"weight": ...}`` wrappers accepted too)."""
-    state = torch.load(path, map_location=map_location, weights_only=True)
-    if isinstance(state, dict) and "weight" in state and isinstance(state["weight"], dict):
+    state = read_checkpoint(path)
+    if "weight" in state and isinstance(state["weight"], dict):
         state = state["weight"]
     vocoder = build_vocoder(**overrides)
     vocoder.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
-    return vocoder
+    return vocoder.to(map_location)

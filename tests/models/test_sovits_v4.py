@@ -175,3 +175,17 @@ def test_mel_v4_shape_and_normalisation() -> None:
     assert mel.shape == (1, 100, 100)
     torch.testing.assert_close(denorm_spec(norm_spec(mel)), mel)
     assert norm_spec(torch.tensor(-12.0)) == -1 and norm_spec(torch.tensor(2.0)) == 1
+
+
+def test_vocoder_loads_the_official_bare_state_dict(tmp_path) -> None:
+    from mockvox.models.vocoder_v4 import load_vocoder
+
+    torch.manual_seed(0)
+    source = build_vocoder(**TINY_VOCODER)
+    torch.save(source.state_dict(), tmp_path / "vocoder.pth")  # bare dict of plain weights, like vocoder.pth
+    loaded = load_vocoder(tmp_path / "vocoder.pth", **TINY_VOCODER)
+    mel = torch.rand(1, 100, 7) * 10 - 10
+    with torch.inference_mode():
+        wav = loaded(mel)
+        assert wav.shape == (1, 1, 7 * UPSAMPLE)
+        torch.testing.assert_close(wav, source(mel))
