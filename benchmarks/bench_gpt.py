@@ -99,6 +99,13 @@ def teacher_forced_agreement(ref, model, x, bert, prompts, tokens: torch.Tensor)
     return (a[:, -n - 1 : -1] == b[:, -n - 1 : -1]).float().mean().item()
 
 
+def _timed(fn) -> tuple[float, float]:
+    """(wall seconds, process CPU seconds) of ``fn()``."""
+    w, c = time.perf_counter(), time.process_time()
+    fn()
+    return time.perf_counter() - w, time.process_time() - c
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=2)
@@ -110,34 +117,37 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     x, bert, prompts = (t.to(args.device) for t in workload())
-    ref = random_model().to(args.device)
-    greedy_ref = None
     print(f"device {args.device}, threads {torch.get_num_threads()}, torch {torch.__version__}")
     print(f"workload: {x.numel()} phones + {prompts.shape[1]} prompt tokens -> {args.tokens} tokens")
-    if args.device == "cpu":
-        print("load average before: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
+    runs = {}  # name -> (model, callable); repeats are interleaved so that load changes hit every variant alike
     if not args.no_baseline:
         base = random_model().to(args.device)
-        upstream_style_decode(base, x, bert, prompts, 4)
-        best = min(upstream_style_decode(base, x, bert, prompts, args.tokens) for _ in range(args.repeats))
-        print(f"upstream-style fp32 {args.tokens / best:7.1f} tok/s  ({best:.2f} s best of {args.repeats})", flush=True)
+        runs["upstream-style fp32"] = (base, lambda n, m=base: upstream_style_decode(m, x, bert, prompts, n))
     for name in args.dtypes.split(","):
-        model = ref if name == "fp32" else random_model().to(args.device)
-        model.prepare_inference(DTYPES[name], int8_weights=name == "int8")
-        decode(model, x, bert, prompts, 8)  # warm-up
-        times = [decode(model, x, bert, prompts, args.tokens)[1] for _ in range(args.repeats)]
-        best = min(times)
-        line = f"{name:5s} {args.tokens / best:7.1f} tok/s  ({best:.2f} s best of {args.repeats})"
-        greedy, _ = decode(model, x, bert, prompts, args.tokens, top_k=1)
-        if name == "fp32":
-            greedy_ref = greedy
-        else:
-            if greedy_ref is None:
-                greedy_ref = decode(ref.prepare_inference(), x, bert, prompts, args.tokens, top_k=1)[0]
+        model = random_model().to(args.device).prepare_inference(DTYPES[name], int8_weights=name == "int8")
+        runs[name] = (model, lambda n, m=model: decode(m, x, bert, prompts, n))
+    for _, fn in runs.values():
+        fn(8)  # warm-up
+    if args.device == "cpu":
+        print("load average before: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
+    times = {name: [] for name in runs}
+    for _ in range(args.repeats):
+        for name, (_, fn) in runs.items():
+            times[name].append(_timed(lambda fn=fn: fn(args.tokens)))
+    if args.device == "cpu":
+        print("load average after:  {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
+    ref = random_model().to(args.device).prepare_inference()
+    greedy_ref = decode(ref, x, bert, prompts, args.tokens, top_k=1)[0]
+    for name, (model, _) in runs.items():
+        wall = min(t[0] for t in times[name])
+        cpu = min(t[1] for t in times[name])
+        line = f"{name:20s} {args.tokens / wall:6.1f} tok/s (best of {args.repeats}: {wall:5.2f} s, CPU {cpu:5.2f} s)"
+        if name not in ("fp32", "upstream-style fp32"):
+            greedy = decode(model, x, bert, prompts, args.tokens, top_k=1)[0]
             same = (greedy == greedy_ref).float().mean().item()
             prefix = int((greedy != greedy_ref).int().cumsum(0).eq(0).sum())
             tf = teacher_forced_agreement(ref, model, x, bert, prompts, greedy_ref)
-            line += f"  greedy vs fp32: {same:.1%} positions, first {prefix} identical, teacher-forced top-1 {tf:.1%}"
+            line += f"  greedy vs fp32: {same:.0%} equal, first {prefix} identical, teacher-forced top-1 {tf:.1%}"
         print(line, flush=True)
 
 
