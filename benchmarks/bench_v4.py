@@ -72,6 +72,67 @@ def best_of(fn, repeats: int) -> tuple[float, float]:
     return min(walls), min(cpus)
 
 
+def official_style_velocity(dit, x: torch.Tensor, time_: torch.Tensor, c, mask: torch.Tensor) -> torch.Tensor:
+    """The same DiT step with the official op sequence (baseline for an interleaved A/B on this machine): unfused
+    F.linear + GELU, LayerNorm then separate scale/shift, RoPE by concatenating full projections, an expanded boolean
+    [B, H, T, T] key mask on every call, input projection over the full concatenation at every step."""
+    F = torch.nn.functional
+    b, t = x.shape[0], x.shape[2]
+    temb = dit.time_embed(time_) + c.dt_embed
+    cond = torch.zeros(b, t, dit.mel_dim, dtype=x.dtype)
+    h = F.linear(torch.cat([x.transpose(1, 2), cond, c.text_embed], -1), dit.input_embed.proj.weight,
+                 dit.input_embed.proj.bias)  # fmt: skip
+    h = dit.input_embed.conv_pos_embed(h) + h
+    cos, sin = c.rope
+    for blk in dit.transformer_blocks:
+        a = blk.attn
+        sh, sc, g, sh2, sc2, g2 = F.linear(F.silu(temb), blk.attn_norm.linear.weight, blk.attn_norm.linear.bias).chunk(
+            6, 1
+        )
+        n = F.layer_norm(h, h.shape[-1:], eps=1e-6) * (1 + sc[:, None]) + sh[:, None]
+        q, k, v = (F.linear(n, lin.weight, lin.bias) for lin in (a.to_q, a.to_k, a.to_v))
+        q, k = (torch.cat([z[..., :64] * cos + _pairs(z[..., :64]) * sin, z[..., 64:]], -1) for z in (q, k))
+        q, k, v = (z.view(b, t, a.heads, a.dim_head).transpose(1, 2) for z in (q, k, v))
+        m = mask[:, None, None, :].expand(b, a.heads, t, t)
+        o = F.scaled_dot_product_attention(q, k, v, attn_mask=m).transpose(1, 2).reshape(b, t, -1)
+        o = F.linear(o, a.to_out[0].weight, a.to_out[0].bias).masked_fill(~mask[..., None], 0.0)
+        h = h + g[:, None] * o
+        n = F.layer_norm(h, h.shape[-1:], eps=1e-6) * (1 + sc2[:, None]) + sh2[:, None]
+        ff = blk.ff.ff
+        f = F.gelu(F.linear(n, ff[0][0].weight, ff[0][0].bias), approximate="tanh")
+        h = h + g2[:, None] * F.linear(f, ff[2].weight, ff[2].bias)
+    sc, sh = F.linear(F.silu(temb), dit.norm_out.linear.weight, dit.norm_out.linear.bias).chunk(2, 1)
+    h = F.layer_norm(h, h.shape[-1:], eps=1e-6) * (1 + sc[:, None]) + sh[:, None]
+    return F.linear(h, dit.proj_out.weight, dit.proj_out.bias)
+
+
+def _pairs(z: torch.Tensor) -> torch.Tensor:
+    p = z.unflatten(-1, (-1, 2))
+    return torch.stack((-p[..., 1], p[..., 0]), -1).flatten(-2)
+
+
+def ab_step(dit, repeats: int, t: int = 1000) -> dict[str, tuple]:
+    """Interleaved A/B of one fp32 step at ``t`` frames: ours vs the official op sequence, same weights and inputs."""
+    x, text = torch.randn(1, 100, t), torch.randn(1, 512, t)
+    with torch.inference_mode():
+        c = dit.condition(torch.zeros(1, 100, t), torch.tensor([t]), torch.full((1,), 1 / 8), text)
+        mask = torch.ones(1, t, dtype=torch.bool)
+        ours = dit.velocity(x, torch.zeros(1), c)
+        ref = official_style_velocity(dit, x, torch.zeros(1), c, mask)
+        rel = ((ours - ref).abs().max() / ref.abs().max()).item()
+        runs = {"ours": lambda: dit.velocity(x, torch.zeros(1), c)}
+        runs["official_style"] = lambda: official_style_velocity(dit, x, torch.zeros(1), c, mask)
+        times: dict[str, list] = {k: [] for k in runs}
+        for _ in range(repeats):
+            for name, fn in runs.items():
+                with Clock(torch.get_num_threads()) as clock:
+                    fn()
+                times[name].append((clock.wall, clock.cpu))
+    out = {k: (min(w for w, _ in v), min(c_ for _, c_ in v)) for k, v in times.items()}
+    out["max_rel_diff"] = (rel, rel)
+    return out
+
+
 def workload(model: SynthesizerTrnV3, ref_codes: int, target_codes: int) -> dict[str, torch.Tensor]:
     gen = torch.Generator().manual_seed(0)
     return {
@@ -130,12 +191,19 @@ def main() -> None:
     parser.add_argument("--ref-codes", type=int, default=125)
     parser.add_argument("--target-codes", type=int, default=200)
     parser.add_argument("--json", help="also write the results here")
+    parser.add_argument("--ab-only", action="store_true", help="only the interleaved per-step A/B vs official ops")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     model = realistic_init(SynthesizerTrnV3()).eval()
+    ab = ab_step(model.cfm.estimator, args.repeats)
+    print("[A/B fp32 step @1000 frames] " + ", ".join(f"{k} {v[0]:.3g} (cpu/thr {v[1]:.3g})" for k, v in ab.items()))
+    print(f"ours / official-style wall: {ab['ours'][0] / ab['official_style'][0]:.3f}", flush=True)
+    if args.ab_only:
+        return
     w = workload(model, args.ref_codes, args.target_codes)
     results: dict = {"threads": args.threads, "load_avg_start": os.getloadavg()[0], "official_fp32": OFFICIAL}
+    results["ab_step_1000"] = ab
     enc_s, fea_ref, fea_todo = bench_encoder(model, w, args.repeats)
     results["decode_encp_s"] = enc_s
     for name in args.precision:
