@@ -189,3 +189,15 @@ def test_vocoder_loads_the_official_bare_state_dict(tmp_path) -> None:
         wav = loaded(mel)
         assert wav.shape == (1, 1, 7 * UPSAMPLE)
         torch.testing.assert_close(wav, source(mel))
+
+
+def test_bf16_dit_keeps_fp32_euler_state_and_stays_close(model) -> None:
+    import copy
+
+    mu, prompt, noise = torch.randn(1, 24, 32), torch.rand(1, 100, 6), torch.randn(1, 100, 24)
+    lens = torch.tensor([24])
+    ref = model.cfm.inference(mu, lens, prompt, 2, noise=noise.clone())
+    half = copy.deepcopy(model.cfm).to(torch.bfloat16)
+    got = half.inference(mu, lens, prompt, 2, noise=noise.clone())
+    assert got.dtype == torch.float32 and got[..., :6].abs().max() == 0
+    assert (got - ref).abs().max() / ref.abs().max() < 0.05
