@@ -133,6 +133,40 @@ def ab_step(dit, repeats: int, t: int = 1000) -> dict[str, tuple]:
     return out
 
 
+def official_style_vocoder(voc, mel: torch.Tensor) -> torch.Tensor:
+    """The vocoder with the official op sequence (plain [B, C, T] Conv1d / ConvTranspose1d calls, out of place)."""
+    F = torch.nn.functional
+    x = voc.conv_pre(mel)
+    for i, up in enumerate(voc.ups):
+        x = up(F.leaky_relu(x, 0.1))
+        xs = None
+        for block in voc.resblocks[i * voc.num_kernels : (i + 1) * voc.num_kernels]:
+            y = x
+            for c1, c2 in zip(block.convs1, block.convs2, strict=True):
+                y = c2(F.leaky_relu(c1(F.leaky_relu(y, 0.1)), 0.1)) + y
+            xs = y if xs is None else xs + y
+        x = xs / voc.num_kernels
+    return torch.tanh(voc.conv_post(F.leaky_relu(x)))
+
+
+def ab_vocoder(frames: int, repeats: int) -> dict[str, tuple]:
+    """Interleaved A/B of the fp32 vocoder: ours vs the official op sequence, same weights and input."""
+    voc = realistic_init(build_vocoder())
+    mel = torch.rand(1, 100, frames) * 10 - 10
+    runs = {"ours": lambda: voc(mel), "official_style": lambda: official_style_vocoder(voc, mel)}
+    times: dict[str, list] = {k: [] for k in runs}
+    with torch.inference_mode():
+        rel = ((runs["ours"]() - runs["official_style"]()).abs().max()).item()
+        for _ in range(repeats):
+            for name, fn in runs.items():
+                with Clock(torch.get_num_threads()) as clock:
+                    fn()
+                times[name].append((clock.wall, clock.cpu))
+    out = {k: (min(w for w, _ in v), min(c_ for _, c_ in v)) for k, v in times.items()}
+    out["max_abs_diff"] = (rel, rel)
+    return out
+
+
 def workload(model: SynthesizerTrnV3, ref_codes: int, target_codes: int) -> dict[str, torch.Tensor]:
     gen = torch.Generator().manual_seed(0)
     return {
@@ -199,11 +233,14 @@ def main() -> None:
     ab = ab_step(model.cfm.estimator, args.repeats)
     print("[A/B fp32 step @1000 frames] " + ", ".join(f"{k} {v[0]:.3g} (cpu/thr {v[1]:.3g})" for k, v in ab.items()))
     print(f"ours / official-style wall: {ab['ours'][0] / ab['official_style'][0]:.3f}", flush=True)
+    abv = ab_vocoder(args.target_codes * 4, args.repeats)
+    print("[A/B fp32 vocoder] " + ", ".join(f"{k} {v[0]:.3g} (cpu/thr {v[1]:.3g})" for k, v in abv.items()))
+    print(f"ours / official-style wall: {abv['ours'][0] / abv['official_style'][0]:.3f}", flush=True)
     if args.ab_only:
         return
     w = workload(model, args.ref_codes, args.target_codes)
     results: dict = {"threads": args.threads, "load_avg_start": os.getloadavg()[0], "official_fp32": OFFICIAL}
-    results["ab_step_1000"] = ab
+    results["ab_step_1000"], results["ab_vocoder"] = ab, abv
     enc_s, fea_ref, fea_todo = bench_encoder(model, w, args.repeats)
     results["decode_encp_s"] = enc_s
     for name in args.precision:
