@@ -1,8 +1,22 @@
 """The fixture folder itself is usable: scheme fingerprints and case discovery."""
 
+import os
+
 import pytest
 
 from tests.conformance.fixtures import case_names, fixtures_dir, load_case, scheme_state_dict
+
+REQUIRED = os.environ.get("MOCKVOX_FIXTURES_OPTIONAL") != "1"
+
+
+def test_fixture_folder_is_present():
+    """Other conformance tests skip without the folder; this one fails, so a missing folder never passes silently."""
+    if not REQUIRED and not fixtures_dir().is_dir():
+        pytest.skip("MOCKVOX_FIXTURES_OPTIONAL=1 and no fixture folder")
+    assert fixtures_dir().is_dir(), f"no GPT-SoVITS fixture folder at {fixtures_dir()} (set MOCKVOX_FIXTURES)"
+    assert (fixtures_dir() / "deterministic_weights.py").is_file()
+    assert (fixtures_dir() / "keys").is_dir()
+
 
 pytestmark = pytest.mark.skipif(not fixtures_dir().is_dir(), reason="no GPT-SoVITS fixture folder")
 
