@@ -1,0 +1,312 @@
+"""Training datasets over a features folder (:mod:`mockvox.data.features`), their collates and DataModules.
+
+Correspond to GPT-SoVITS ``module/data_utils.py`` (``TextAudioSpeakerLoader``/``V4`` + collates) and
+``AR/data/dataset.py`` (``Text2SemanticDataset``). Differences: items are dicts; durations come from the WAV headers;
+small datasets are repeated ``max(2, ceil(min_items / n))`` times (official: ``int(100 / n)``), so at least
+``min_items``; SSL and spectrogram are trimmed to a common length after the official one-frame replicate pad; the
+v4 mel is cut to twice that length; dropped keys are kept with their reason in ``dropped``. Fixing an official bug,
+the GPT collate left-pads phones and BERT, which is what the model's text mask (``pad_mask_left``) assumes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from functools import partial
+from pathlib import Path
+
+import lightning as L
+import soundfile as sf
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset, Subset
+
+from mockvox.audio.io import load_audio
+from mockvox.audio.mel_v4 import V4_MEL, MelConfig, mel_v4, norm_spec
+from mockvox.audio.spectral import spectrogram_torch
+from mockvox.text.symbols import cleaned_text_to_sequence
+
+SEMANTIC_HZ = 25
+EOS = 1024  # semantic pad value (the GPT's EOS token)
+VERSIONS = ("v2", "v4")
+
+
+def _read_json(folder: Path, name: str):
+    path = folder / name
+    if not path.is_file():
+        raise FileNotFoundError(f"{folder} is not a features folder: {name} is missing (run feature extraction)")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _repeat(keys: list[str], min_items: int) -> list[str]:
+    """Official repetition of a small dataset (at least twice), here up to at least ``min_items`` items."""
+    if not keys or not min_items or len(keys) >= min_items:
+        return keys
+    return keys * max(2, math.ceil(min_items / len(keys)))
+
+
+def _no_items(folder: Path, dropped: dict[str, str]) -> ValueError:
+    return ValueError(f"no usable training item in {folder} (dropped: {dropped or 'none found'})")
+
+
+class SovitsDataset(Dataset):
+    """SoVITS items: HuBERT features, linear spectrogram, 32 kHz waveform, phone ids (+ normalised v4 mel)."""
+
+    def __init__(
+        self,
+        features_dir: str | os.PathLike,
+        version: str = "v2",
+        min_items: int = 100,
+        min_sec: float = 0.6,
+        max_sec: float = 54.0,
+        filter_length: int = 2048,
+        hop_length: int = 640,
+        win_length: int = 2048,
+        sampling_rate: int = 32000,
+        mel: MelConfig = V4_MEL,
+    ):
+        if version not in VERSIONS:
+            raise ValueError(f"unknown SoVITS version {version!r}; accepted: {', '.join(VERSIONS)}")
+        self.folder = Path(features_dir)
+        self.version = version
+        self.filter_length, self.hop_length, self.win_length = filter_length, hop_length, win_length
+        self.sampling_rate, self.mel = sampling_rate, mel
+        self.phones = {e["key"]: e["phones"] for e in _read_json(self.folder, "name2text.json")}
+        self.dropped: dict[str, str] = {}
+        keys = []
+        for key in sorted(self.phones):
+            reason = self._check(key, min_sec, max_sec)
+            if reason:
+                self.dropped[key] = reason
+            else:
+                keys.append(key)
+        if not keys:
+            raise _no_items(self.folder, self.dropped)
+        self.unique_keys = keys
+        self.keys = _repeat(keys, min_items)
+
+    def _check(self, key: str, min_sec: float, max_sec: float) -> str | None:
+        wav, ssl = self.folder / "wav32k" / f"{key}.wav", self.folder / "cnhubert" / f"{key}.pt"
+        if not wav.is_file() or not ssl.is_file():
+            return "no wav32k" if not wav.is_file() else "no cnhubert"
+        seconds = sf.info(str(wav)).duration
+        if not min_sec < seconds < max_sec:  # official: 0.6 s < d < 54 s
+            return f"duration {seconds:.2f} s outside ({min_sec:g}, {max_sec:g}) s"
+        return None
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def spectrogram(self, wav: torch.Tensor) -> torch.Tensor:
+        """``[1, S]`` waveform -> linear spectrogram ``[filter_length // 2 + 1, T]``."""
+        spec = spectrogram_torch(wav, self.filter_length, self.sampling_rate, self.hop_length, self.win_length)
+        return spec[0]
+
+    def __getitem__(self, index: int) -> dict:
+        key = self.keys[index]
+        audio, _ = load_audio(self.folder / "wav32k" / f"{key}.wav", self.sampling_rate)
+        wav = torch.from_numpy(audio).unsqueeze(0)  # [1, S]
+        spec = self.spectrogram(wav)  # [F, T]
+        ssl = torch.load(self.folder / "cnhubert" / f"{key}.pt", map_location="cpu").float()  # [1, C, T']
+        if ssl.shape[-1] != spec.shape[-1]:  # official: pad HuBERT by one replicated frame
+            ssl = F.pad(ssl, (0, 1), mode="replicate")
+        frames = min(ssl.shape[-1], spec.shape[-1])
+        item = {
+            "key": key,
+            "ssl": ssl[0, :, :frames],  # [C, T]
+            "spec": spec[:, :frames],  # [F, T]
+            "wav": wav,  # [1, S]
+            "phones": torch.tensor(cleaned_text_to_sequence(self.phones[key]), dtype=torch.long),
+        }
+        if self.version == "v4":
+            item["mel"] = norm_spec(mel_v4(wav, self.mel), self.mel)[0, :, : 2 * frames]  # [100, 2T]
+        return item
+
+
+def _pad_stack(tensors: list[torch.Tensor], length: int, value: float = 0.0, left: bool = False) -> torch.Tensor:
+    """Pad the last dim of each tensor to ``length`` (on the left or right) and stack."""
+    pads = [(length - t.shape[-1], 0) if left else (0, length - t.shape[-1]) for t in tensors]
+    return torch.stack([F.pad(t, pad, value=value) for t, pad in zip(tensors, pads, strict=True)])
+
+
+def _lengths(tensors: list[torch.Tensor]) -> torch.Tensor:
+    return torch.tensor([t.shape[-1] for t in tensors], dtype=torch.long)
+
+
+def collate_sovits(items: list[dict], min_frames: int = 0, hop_length: int = 640) -> dict:
+    """Right zero-padded SoVITS batch.
+
+    Frames are padded to ``2 * (T_max // 2 + 1)`` like the official collate (even, as ``ssl_proj`` halves and the
+    quantizer output is doubled), and to at least ``min_frames`` (the decoder's segment); waveforms to at least
+    ``frames * hop_length`` samples so every decoded segment has a target.
+    """
+    frames = max(2 * (max(it["spec"].shape[-1] for it in items) // 2 + 1), min_frames + min_frames % 2)
+    samples = max(max(it["wav"].shape[-1] for it in items), frames * hop_length)
+    batch = {"keys": [it["key"] for it in items]}
+    for name, length in (("ssl", frames), ("spec", frames), ("wav", samples), ("mel", 2 * frames)):
+        if name in items[0]:
+            tensors = [it[name] for it in items]
+            batch[name], batch[f"{name}_lengths"] = _pad_stack(tensors, length), _lengths(tensors)
+    phones = [it["phones"] for it in items]
+    batch["phones"], batch["phone_lengths"] = _pad_stack(phones, int(_lengths(phones).max())), _lengths(phones)
+    return batch  # ssl [B, C, T], spec [B, F, T], wav [B, 1, S], phones [B, N] (+ mel [B, 100, 2T])
+
+
+class GPTDataset(Dataset):
+    """GPT items: phone ids, BERT features (zeros without a file) and 25 Hz semantic tokens."""
+
+    def __init__(
+        self,
+        features_dir: str | os.PathLike,
+        max_sec: float = 54.0,
+        max_phones: int | None = None,
+        min_ps_ratio: float = 3.0,
+        max_ps_ratio: float = 25.0,
+        min_items: int = 100,
+        bert_dim: int = 1024,
+    ):
+        self.folder = Path(features_dir)
+        self.bert_dim = bert_dim
+        phones = {e["key"]: e["phones"] for e in _read_json(self.folder, "name2text.json")}
+        semantic = _read_json(self.folder, "name2semantic.json")
+        max_tokens = max_sec * SEMANTIC_HZ
+        max_phones = max_tokens / 2.5 if max_phones is None else max_phones  # official: 540 at 54 s
+        self.dropped: dict[str, str] = {}
+        self.items: dict[str, tuple[list[int], list[int]]] = {}
+        for key in sorted(set(phones) | set(semantic)):
+            if key not in phones or key not in semantic:
+                self.dropped[key] = "no phones" if key not in phones else "no semantic tokens"
+                continue
+            ids, tokens = cleaned_text_to_sequence(phones[key]), semantic[key]
+            ratio = len(ids) / (len(tokens) / SEMANTIC_HZ) if tokens else math.inf
+            if len(tokens) > max_tokens:
+                self.dropped[key] = f"{len(tokens)} semantic tokens > {max_tokens:g}"
+            elif len(ids) > max_phones:
+                self.dropped[key] = f"{len(ids)} phones > {max_phones:g}"
+            elif not min_ps_ratio <= ratio <= max_ps_ratio:
+                self.dropped[key] = f"{ratio:.1f} phones/s outside [{min_ps_ratio:g}, {max_ps_ratio:g}]"
+            else:
+                self.items[key] = (ids, tokens)
+        if not self.items:
+            raise _no_items(self.folder, self.dropped)
+        self.unique_keys = list(self.items)
+        self.keys = _repeat(self.unique_keys, min_items)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def __getitem__(self, index: int) -> dict:
+        key = self.keys[index]
+        ids, tokens = self.items[key]
+        path = self.folder / "bert" / f"{key}.pt"
+        if path.is_file():
+            bert = torch.load(path, map_location="cpu").float()  # [bert_dim, N]
+            if tuple(bert.shape) != (self.bert_dim, len(ids)):
+                raise ValueError(f"{path}: BERT features {tuple(bert.shape)}, expected ({self.bert_dim}, {len(ids)})")
+        else:
+            bert = torch.zeros(self.bert_dim, len(ids))
+        return {
+            "key": key,
+            "phones": torch.tensor(ids, dtype=torch.long),
+            "bert": bert,
+            "semantic": torch.tensor(tokens, dtype=torch.long),
+        }
+
+
+def collate_gpt(items: list[dict], pad_semantic: int = EOS) -> dict:
+    """GPT batch: phones and BERT left-padded with zeros, semantic tokens right-padded with ``pad_semantic``."""
+    phones, bert, semantic = ([it[k] for it in items] for k in ("phones", "bert", "semantic"))
+    n, m = int(_lengths(phones).max()), int(_lengths(semantic).max())
+    return {
+        "keys": [it["key"] for it in items],
+        "phones": _pad_stack(phones, n, left=True),  # [B, N]
+        "phone_lengths": _lengths(phones),
+        "bert": _pad_stack(bert, n, left=True),  # [B, bert_dim, N]
+        "semantic": _pad_stack(semantic, m, value=pad_semantic),  # [B, M]
+        "semantic_lengths": _lengths(semantic),
+    }
+
+
+class _FeaturesDataModule(L.LightningDataModule):
+    """Shared loaders: a shuffled, seeded training loader and a fixed two-item validation loader."""
+
+    collate = staticmethod(collate_gpt)
+
+    def __init__(self, batch_size: int, num_workers: int, seed: int):
+        super().__init__()
+        self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
+        self.train_set: Dataset | None = None
+        self.val_set: Dataset | None = None
+
+    def build(self, min_items: int) -> Dataset:
+        raise NotImplementedError
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is None:
+            self.train_set = self.build(self.min_items)
+            full = self.build(0)
+            self.val_set = Subset(full, range(min(2, len(full))))
+
+    def _loader(self, dataset: Dataset, batch_size: int, shuffle: bool) -> DataLoader:
+        return DataLoader(
+            dataset,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            collate_fn=self.collate,
+            generator=torch.Generator().manual_seed(self.seed) if shuffle else None,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        self.setup()
+        return self._loader(self.train_set, self.batch_size, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        self.setup()
+        return self._loader(self.val_set, 1, shuffle=False)
+
+
+class SovitsDataModule(_FeaturesDataModule):
+    """SoVITS v2/v4 training data from a features folder (``min_frames``: the decoder segment, official 32)."""
+
+    def __init__(
+        self,
+        features_dir: str | os.PathLike,
+        version: str = "v2",
+        batch_size: int = 1,
+        num_workers: int = 0,
+        min_items: int = 100,
+        seed: int = 1234,
+        min_frames: int = 32,
+        **dataset_kwargs,
+    ):
+        super().__init__(batch_size, num_workers, seed)
+        self.features_dir, self.version, self.min_items = Path(features_dir), version, min_items
+        self.dataset_kwargs = dataset_kwargs
+        hop = dataset_kwargs.get("hop_length", 640)
+        self.collate = partial(collate_sovits, min_frames=min_frames, hop_length=hop)
+
+    def build(self, min_items: int) -> SovitsDataset:
+        return SovitsDataset(self.features_dir, self.version, min_items=min_items, **self.dataset_kwargs)
+
+
+class GPTDataModule(_FeaturesDataModule):
+    """GPT (text-to-semantic) training data from a features folder."""
+
+    def __init__(
+        self,
+        features_dir: str | os.PathLike,
+        batch_size: int = 1,
+        num_workers: int = 0,
+        min_items: int = 100,
+        seed: int = 1234,
+        **dataset_kwargs,
+    ):
+        super().__init__(batch_size, num_workers, seed)
+        self.features_dir, self.min_items = Path(features_dir), min_items
+        self.dataset_kwargs = dataset_kwargs
+
+    def build(self, min_items: int) -> GPTDataset:
+        return GPTDataset(self.features_dir, min_items=min_items, **self.dataset_kwargs)
