@@ -179,6 +179,16 @@ def _save_bert(extractors: Extractors, norm_text: str, word2ph: list[int] | None
     torch.save(feats.to(torch.float16).contiguous().clone(), path)
 
 
+def hubert_features(hubert: HubertSSL, audio: np.ndarray | str | os.PathLike) -> torch.Tensor:
+    """HuBERT features ``[1, C, T50]`` of a 32 kHz clip (array or file) with the official dataset scaling."""
+    if not isinstance(audio, np.ndarray):
+        audio, _ = load_audio(audio, SAMPLE_RATE)
+    device = next(hubert.parameters()).device
+    wav16k = torch.from_numpy(resample(scale_for_hubert(audio).astype(np.float32), SAMPLE_RATE, 16000))
+    with torch.inference_mode():
+        return hubert(wav16k.to(device)).float()
+
+
 def _audio_features(wav_path: Path, key: str, extractors: Extractors, out: Path) -> tuple[list[int] | None, str | None]:
     """wav32k + HuBERT features + semantic codes of one clip; ``(None, reason)`` when the clip is skipped."""
     try:
@@ -189,9 +199,7 @@ def _audio_features(wav_path: Path, key: str, extractors: Extractors, out: Path)
     if peak > MAX_PEAK:
         return None, f"peak {peak:.2f} above {MAX_PEAK}"
     wav32k = np.clip(scale_for_wav32k(audio), -32768, 32767).astype(np.int16)
-    device = next(extractors.hubert.parameters()).device
-    wav16k = torch.from_numpy(resample(scale_for_hubert(audio).astype(np.float32), SAMPLE_RATE, 16000))
-    ssl = extractors.hubert(wav16k.to(device)).float()  # [1, C, T50]
+    ssl = hubert_features(extractors.hubert, audio)  # [1, C, T50]
     if not ssl.isfinite().all():
         return None, "HuBERT features are not finite"
     param = next(extractors.sovits.ssl_proj.parameters())
