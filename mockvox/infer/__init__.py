@@ -1,1 +1,27 @@
-"""Synthesis pipeline."""
+"""Synthesis pipeline: model folders (`mockvox.infer.loading`) and text-to-speech (`mockvox.infer.pipeline`).
+
+Imported lazily, so ``import mockvox.infer`` stays cheap.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_EXPORTS = {
+    "LoadedVoice": "mockvox.infer.loading",
+    "load_voice": "mockvox.infer.loading",
+    "write_voice": "mockvox.infer.loading",
+    "Prompt": "mockvox.infer.pipeline",
+    "SynthesisError": "mockvox.infer.pipeline",
+    "SynthesisParams": "mockvox.infer.pipeline",
+    "Synthesizer": "mockvox.infer.pipeline",
+}
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        import importlib
+
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(name)

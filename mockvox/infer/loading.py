@@ -1,0 +1,351 @@
+"""Trained-voice model folders: written atomically by training, loaded for synthesis.
+
+A folder holds ``mockvox.yaml`` and official-format exports, so GPT-SoVITS can load the same files: ``gpt.ckpt``
+(fp16 GPT, ``model.`` keys), ``sovits.pth`` (v2: fp16 generator without ``enc_q``; v4: the LoRA export, header
+``04``, applied on top of the base generator and merged at load time), plus ``sovits_base.pth`` / ``vocoder.pth`` /
+``hubert/`` when those are not the official pretrained files. Pretrained parts are referenced as
+``{pretrained: <path under pretrained_dir>}`` (GPT-SoVITS's ``pretrained_models`` layout).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import uuid
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from torch import nn
+
+from mockvox.checkpoints import (
+    load_gpt_checkpoint,
+    load_sovits_checkpoint,
+    read_checkpoint,
+    save_sovits_checkpoint,
+    write_checkpoint,
+)
+from mockvox.models.hubert import HubertSSL
+from mockvox.models.lora import has_lora, load_lora, save_lora
+from mockvox.models.sovits_v2 import SynthesizerTrn
+from mockvox.models.sovits_v4 import SynthesizerTrnV3
+from mockvox.models.t2s import T2SConfig, Text2Semantic
+from mockvox.models.vocoder_v4 import V4_VOCODER, build_vocoder, load_vocoder
+from mockvox.pretrained import PretrainedMissing, default_dir
+from mockvox.text.bert import Bert, load_bert
+
+CONFIG_NAME = "mockvox.yaml"
+VERSIONS = ("v2", "v4")
+PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+PRETRAINED = {  # official files, relative to pretrained_dir
+    "sovits_base": "gsv-v4-pretrained/s2Gv4.pth",
+    "vocoder": "gsv-v4-pretrained/vocoder.pth",
+    "hubert": "chinese-hubert-base",
+    "bert": "chinese-roberta-wwm-ext-large",
+}
+MEL_FRAME_RATE = 100  # v4 mel frames per second (32 kHz / hop 320); the vocoder upsamples each frame
+V2_SAMPLE_RATE = 32000
+_RESERVED = ("version", "sample_rate", "gpt", "sovits", "sovits_base", "vocoder", "hubert", "bert")
+
+
+@dataclass
+class LoadedVoice:
+    """Everything synthesis needs, in eval mode on one device."""
+
+    version: str  # "v2" | "v4"
+    sample_rate: int  # output rate: 32000 (v2), 48000 (v4)
+    gpt: Text2Semantic
+    sovits: SynthesizerTrn | SynthesizerTrnV3
+    hubert: HubertSSL
+    bert: Bert | None  # None: BERT features are zeros
+    vocoder: nn.Module | None  # v4 only
+    config: dict  # the parsed mockvox.yaml
+    device: torch.device = torch.device("cpu")
+    dtype: torch.dtype = torch.float32
+
+
+# --- loading ----------------------------------------------------------------------------------------------------------
+def read_voice_config(model_dir: str | os.PathLike) -> dict:
+    """Parse and check ``mockvox.yaml`` of a model folder."""
+    path = Path(model_dir) / CONFIG_NAME
+    if not path.is_file():
+        raise FileNotFoundError(f"{model_dir}: not a MockVox model folder (no {CONFIG_NAME})")
+    config = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    if config.get("version") not in VERSIONS:
+        raise ValueError(f"{path}: version {config.get('version')!r} is not supported; accepted: {', '.join(VERSIONS)}")
+    required = ["gpt", "sovits", "hubert"] + (["sovits_base", "vocoder"] if config["version"] == "v4" else [])
+    missing = [k for k in required if not isinstance(config.get(k), dict)]
+    if missing:
+        raise ValueError(f"{path}: missing or malformed entries {missing}")
+    return config
+
+
+class _Resolver:
+    """Turns ``{file: ...}`` / ``{dir: ...}`` / ``{pretrained: ...}`` entries into existing paths."""
+
+    def __init__(self, model_dir: Path, pretrained_dir: Path):
+        self.model_dir, self.pretrained_dir = model_dir, pretrained_dir
+
+    def __call__(self, name: str, entry: Mapping, marker: str | None = None) -> Path:
+        for key in ("file", "dir"):
+            if key in entry:
+                path = self.model_dir / entry[key]
+                if not path.exists():
+                    raise FileNotFoundError(f"{self.model_dir}: the {name} {key} {entry[key]!r} is missing")
+                return path
+        if "pretrained" not in entry:
+            raise ValueError(f"{self.model_dir}/{CONFIG_NAME}: {name} needs 'file', 'dir' or 'pretrained'")
+        path = self.pretrained_dir / entry["pretrained"]
+        if not (path / marker if marker else path).exists():
+            raise PretrainedMissing(
+                f"pretrained {name} file {path / marker if marker else path} is missing (needed by "
+                f"{self.model_dir}); run `mockvox pretrained download` or pass the folder holding it as pretrained_dir"
+            )
+        return path
+
+
+def _precision(precision: str, device: torch.device) -> torch.dtype:
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; accepted: {', '.join(PRECISIONS)}")
+    if precision == "fp16" and device.type == "cpu":
+        raise ValueError("precision fp16 needs a GPU; on the CPU use fp32 or bf16")
+    return PRECISIONS[precision]
+
+
+def _load_gpt(path: Path, entry: Mapping) -> Text2Semantic:
+    ckpt = load_gpt_checkpoint(path)
+    config = T2SConfig(**entry["config"]) if entry.get("config") else T2SConfig.from_official(ckpt.config)
+    model = Text2Semantic(config)
+    model.load_official_state_dict(ckpt.weight)
+    return model
+
+
+def _load_sovits_v2(path: Path, kwargs: Mapping) -> SynthesizerTrn:
+    model = SynthesizerTrn(**{**kwargs, "use_enc_q": False})
+    weight = {k: v for k, v in load_sovits_checkpoint(path).weight.items() if not k.startswith("enc_q.")}
+    model.load_state_dict(weight)
+    return model
+
+
+def _load_sovits_v4(path: Path, kwargs: Mapping, base_entry: Mapping, resolve: _Resolver) -> SynthesizerTrnV3:
+    model = SynthesizerTrnV3(**kwargs)
+    base_path = resolve("sovits_base", base_entry)
+    base = read_checkpoint(base_path) if "file" in base_entry else {"weight": load_sovits_checkpoint(base_path).weight}
+    try:
+        model.load_state_dict(base["weight"])
+    except RuntimeError as err:
+        raise ValueError(f"{base_path}: base generator does not fit the configured SoVITS v4 ({err})") from err
+    return load_lora(model, path, merge=True)
+
+
+def load_voice(
+    model_dir: str | os.PathLike,
+    pretrained_dir: str | os.PathLike | None = None,
+    device: str | torch.device = "cpu",
+    precision: str = "fp32",
+) -> LoadedVoice:
+    """Load a model folder written by :func:`write_voice` (``{pretrained: X}`` parts come from ``pretrained_dir``).
+
+    Raises:
+        FileNotFoundError: the folder or one of its files is missing (``PretrainedMissing`` for pretrained parts).
+        ValueError: a malformed ``mockvox.yaml``, weights that do not fit, or an unknown precision.
+    """
+    model_dir = Path(model_dir)
+    config = read_voice_config(model_dir)
+    device = torch.device(device)
+    dtype = _precision(precision, device)
+    resolve = _Resolver(model_dir, Path(pretrained_dir) if pretrained_dir is not None else default_dir())
+    version = config["version"]
+    gpt = _load_gpt(resolve("GPT", config["gpt"]), config["gpt"])
+    sovits_path, sovits_kwargs = resolve("SoVITS", config["sovits"]), config["sovits"].get("kwargs") or {}
+    vocoder = None
+    if version == "v2":
+        sovits = _load_sovits_v2(sovits_path, sovits_kwargs)
+    else:
+        sovits = _load_sovits_v4(sovits_path, sovits_kwargs, config["sovits_base"], resolve)
+        vocoder = load_vocoder(resolve("vocoder", config["vocoder"]), **(config["vocoder"].get("kwargs") or {}))
+        vocoder = vocoder.to(device, dtype).eval()
+    hubert = HubertSSL.from_pretrained(resolve("HuBERT", config["hubert"], "config.json"), dtype=dtype)
+    bert = None
+    if config.get("bert"):
+        bert = load_bert(resolve("BERT", config["bert"], "config.json"), str(device), local_files_only=True)
+    gpt = gpt.to(device).prepare_inference(dtype)
+    return LoadedVoice(
+        version=version,
+        sample_rate=int(config.get("sample_rate") or _sample_rate(version, config.get("vocoder"))),
+        gpt=gpt,
+        sovits=sovits.to(device, dtype).eval(),
+        hubert=hubert.to(device).eval(),
+        bert=bert,
+        vocoder=vocoder,
+        config=config,
+        device=device,
+        dtype=dtype,
+    )
+
+
+# --- writing ----------------------------------------------------------------------------------------------------------
+def _plain_yaml(obj: Any) -> Any:
+    """Tuples to lists, paths to strings, recursively (``yaml.safe_dump`` takes plain types only)."""
+    if isinstance(obj, Mapping):
+        return {str(k): _plain_yaml(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_plain_yaml(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def _sample_rate(version: str, vocoder_entry: Mapping | None) -> int:
+    if version == "v2":
+        return V2_SAMPLE_RATE
+    rates = {**V4_VOCODER, **((vocoder_entry or {}).get("kwargs") or {})}["upsample_rates"]
+    return MEL_FRAME_RATE * math.prod(rates)
+
+
+def _official_s2_config(version: str, sovits_kwargs: Mapping) -> dict:
+    """The ``config`` stored in SoVITS exports (``s2.json`` layout; GPT-SoVITS reads it as attributes)."""
+    data = {"sampling_rate": 32000, "filter_length": 2048, "hop_length": 640, "win_length": 2048}
+    return {"data": data, "model": {**_plain_yaml(sovits_kwargs), "version": version}}
+
+
+def base_state_dict(model: nn.Module | Mapping) -> dict[str, torch.Tensor]:
+    """SoVITS v4 base weights: a state dict, a plain model, or a LoRA-wrapped model's weights without the adapters."""
+    if isinstance(model, Mapping):
+        return dict(model)
+    if not has_lora(model):
+        return model.state_dict()
+    out = {}
+    for key, value in model.state_dict().items():
+        if "lora_" not in key:  # peft names: cfm.base_model.model.<path>[.base_layer].weight
+            out[key.replace("cfm.base_model.model.", "cfm.", 1).replace(".base_layer.", ".")] = value
+    return out
+
+
+def _write_module_parts(staging: Path, version: str, sovits_base, vocoder, vocoder_kwargs) -> dict:
+    """Write ``sovits_base.pth`` / ``vocoder.pth`` (v4) and return their config entries."""
+    if version == "v2":
+        if sovits_base is not None or vocoder is not None:
+            raise ValueError("sovits_base and vocoder belong to v4 model folders; pass None for v2")
+        return {}
+    for name, value in (("sovits_base", sovits_base), ("vocoder", vocoder)):
+        if isinstance(value, str) and value != "pretrained":
+            raise ValueError(f"{name} must be a module, 'pretrained' or None, got {value!r}")
+    entries: dict[str, Any] = {}
+    if sovits_base is None or isinstance(sovits_base, str):
+        entries["sovits_base"] = {"pretrained": PRETRAINED["sovits_base"]}
+    else:
+        weight = {k: v.detach().cpu().contiguous() for k, v in base_state_dict(sovits_base).items()}
+        write_checkpoint({"weight": weight, "config": None}, staging / "sovits_base.pth")
+        entries["sovits_base"] = {"file": "sovits_base.pth"}
+    if vocoder is None or isinstance(vocoder, str):
+        entries["vocoder"] = {"pretrained": PRETRAINED["vocoder"]}
+    else:
+        state = {k: v.detach().float().cpu().contiguous() for k, v in vocoder.state_dict().items()}
+        try:  # the folder must rebuild this vocoder from vocoder_kwargs
+            build_vocoder(**(vocoder_kwargs or {})).load_state_dict(state)
+        except (RuntimeError, TypeError) as err:
+            raise ValueError(f"the vocoder does not match vocoder_kwargs={vocoder_kwargs!r}: {err}") from err
+        write_checkpoint(state, staging / "vocoder.pth")
+        entries["vocoder"] = {"file": "vocoder.pth", "kwargs": dict(vocoder_kwargs or {})}
+    return entries
+
+
+def _write_sovits(staging: Path, version: str, sovits: nn.Module, sovits_kwargs: Mapping, info: str) -> dict:
+    path, config = staging / "sovits.pth", _official_s2_config(version, sovits_kwargs)
+    if version == "v2":
+        if not isinstance(sovits, SynthesizerTrn):
+            raise ValueError(f"a v2 voice needs a SynthesizerTrn, got {type(sovits).__name__}")
+        save_sovits_checkpoint(path, sovits.state_dict(), config, info, version="v2", export=True)
+    else:
+        if not isinstance(sovits, SynthesizerTrnV3) or not has_lora(sovits):
+            raise ValueError("a v4 voice needs a SynthesizerTrnV3 whose cfm carries LoRA adapters (lora.add_lora)")
+        save_lora(sovits, path, config, info)
+    return {"file": "sovits.pth", "kwargs": dict(sovits_kwargs)}
+
+
+def _write_hubert(staging: Path, hubert) -> dict:
+    if isinstance(hubert, str) and hubert != "pretrained":
+        raise ValueError(f"hubert must be a HubertSSL, 'pretrained' or None, got {hubert!r}")
+    if hubert is None or isinstance(hubert, str):
+        return {"pretrained": PRETRAINED["hubert"]}
+    model = hubert.model if isinstance(hubert, HubertSSL) else hubert
+    model.save_pretrained(staging / "hubert")
+    return {"dir": "hubert"}
+
+
+def _swap_in(staging: Path, target: Path) -> None:
+    """Replace ``target`` by ``staging`` with renames (the old folder is removed only once the new one is in place)."""
+    old = None
+    if target.exists():
+        old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
+        os.replace(target, old)
+    os.replace(staging, target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _check_write_args(version: str, bert: str | None, extra: Mapping | None) -> None:
+    if version not in VERSIONS:
+        raise ValueError(f"unknown version {version!r}; accepted: {', '.join(VERSIONS)}")
+    if bert not in (None, "pretrained"):
+        raise ValueError(f"bert must be 'pretrained' or None, got {bert!r}")
+    clash = sorted(set(extra or {}) & set(_RESERVED))
+    if clash:
+        raise ValueError(f"extra entries {clash} would overwrite model entries; reserved: {', '.join(_RESERVED)}")
+
+
+def write_voice(
+    model_dir: str | os.PathLike,
+    *,
+    version: str,
+    gpt: Text2Semantic,
+    sovits: nn.Module,
+    sovits_kwargs: Mapping,
+    hubert: HubertSSL | str | None = None,
+    bert: str | None = "pretrained",
+    vocoder: nn.Module | str | None = None,
+    vocoder_kwargs: Mapping | None = None,
+    sovits_base: nn.Module | Mapping | str | None = None,
+    extra: Mapping | None = None,
+    info: str = "mockvox",
+) -> Path:
+    """Write a model folder atomically (built in a staging folder beside it, then renamed into place).
+
+    Args:
+        sovits: v2 ``SynthesizerTrn``; v4 ``SynthesizerTrnV3`` with LoRA adapters (written as the official export).
+        sovits_kwargs: the constructor arguments that rebuild ``sovits``.
+        hubert: a ``HubertSSL`` to bundle, or None / ``"pretrained"`` for chinese-hubert-base.
+        bert: ``"pretrained"`` (chinese-roberta-wwm-ext-large) or None (zero BERT features).
+        vocoder: v4 only: a vocoder module built with ``vocoder_kwargs`` (overrides of the official sizes), or
+            None / ``"pretrained"``.
+        sovits_base: v4 only: the generator weights the LoRA applies to (a model, a LoRA-wrapped model or a state
+            dict), or None / ``"pretrained"`` for ``s2Gv4.pth``.
+        extra: further top-level ``mockvox.yaml`` entries (training information).
+    """
+    _check_write_args(version, bert, extra)
+    target = Path(model_dir)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = target.with_name(f".{target.name}.staging-{uuid.uuid4().hex[:8]}")
+    staging.mkdir()
+    try:
+        gpt.save_official_checkpoint(staging / "gpt.ckpt", info=info)
+        config: dict[str, Any] = {"version": version, "sample_rate": 0}
+        config["gpt"] = {"file": "gpt.ckpt", "config": asdict(gpt.config)}
+        config["sovits"] = _write_sovits(staging, version, sovits, sovits_kwargs, info)
+        config.update(_write_module_parts(staging, version, sovits_base, vocoder, vocoder_kwargs))
+        config["hubert"] = _write_hubert(staging, hubert)
+        config["bert"] = {"pretrained": PRETRAINED["bert"]} if bert else None
+        config["sample_rate"] = _sample_rate(version, config.get("vocoder"))
+        config.update(extra or {})
+        text = yaml.safe_dump(_plain_yaml(config), sort_keys=False, allow_unicode=True)
+        (staging / CONFIG_NAME).write_text(text, encoding="utf-8")
+        _swap_in(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return target

@@ -1,0 +1,359 @@
+"""Non-streaming synthesis from a loaded voice: GPT-SoVITS ``TTS.run`` (v2 / v4) behind MockVox's interface.
+
+Order as upstream: check the request, build the prompt (reference 3-10 s at 16 kHz + 0.6 s of zeros -> HuBERT ->
+prompt tokens; 32 kHz reference spectrogram; v4 also the reference mel and the prompt's CFM features), split the
+target (``cut1`` by default, MockVox's fixed choice), phones + BERT per fragment with the prompt's prepended for the
+GPT, seeded sampling, then SoVITS decoding per fragment; fragments above full scale are normalised and followed by
+``fragment_interval`` seconds of silence. Deviations: the silence uses the real output rate (upstream counts 32 kHz
+samples even at 48 kHz), speed is checked against 0.25-4, requests fail with :class:`SynthesisError` instead of
+yielding nothing, and fragments are decoded one by one (no concatenated v2 batch decode).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mockvox.audio.io import AudioError, load_audio, resample
+from mockvox.audio.mel_v4 import mel_v4, norm_spec
+from mockvox.audio.spectral import spectrogram_torch
+from mockvox.infer.loading import LoadedVoice
+from mockvox.models.hubert import SAMPLE_RATE as HUBERT_RATE
+from mockvox.models.hubert import pad_prompt
+from mockvox.models.sovits_v4 import synthesize as synthesize_v4
+from mockvox.models.t2s_decode import SamplingConfig, generate
+from mockvox.text.bert import phones_and_bert
+from mockvox.text.modes import MODE_ALIASES, MODES, normalize_mode, segments_for_mode
+from mockvox.text.split import METHODS, SPLITS, split_text
+from mockvox.text.symbols import cleaned_text_to_sequence
+
+LANGUAGES = MODES + tuple(MODE_ALIASES)
+REF_SECONDS = (3.0, 10.0)  # official: 48000-160000 samples at 16 kHz
+SPEED_RANGE = (0.25, 4.0)
+SPEC_RATE, N_FFT, HOP, WIN = 32000, 2048, 640, 2048  # reference linear spectrogram (50 frames/s)
+RefAudio = str | Path | tuple[np.ndarray, int] | tuple[int, np.ndarray]
+Progress = Callable[[int, int], None]
+
+
+class SynthesisError(ValueError):
+    """A request that cannot be synthesised; the message names the problem and what is accepted."""
+
+
+@dataclass(frozen=True)
+class SynthesisParams:
+    """Sampling and decoding settings (official ``TTS.run`` defaults, MockVox's ``cut1`` split)."""
+
+    top_k: int = 15
+    top_p: float = 1.0
+    temperature: float = 1.0
+    repetition_penalty: float = 1.35
+    speed: float = 1.0
+    seed: int | None = None  # None: a fresh random seed per request
+    split: str = "cut1"  # cut0..cut5
+    noise_scale: float = 0.5  # v2 prior noise
+    sample_steps: int = 32  # v4 CFM Euler steps
+    fragment_interval: float = 0.3  # seconds of silence after each fragment
+    batch_size: int = 1  # >1: GPT decodes that many fragments together
+    max_tokens: int = 1500  # GPT cap per fragment (60 s at 25 tokens/s)
+
+    def check(self) -> None:
+        """Raise :class:`SynthesisError` naming the first value out of range."""
+        rules = [
+            (SPEED_RANGE[0] <= self.speed <= SPEED_RANGE[1], f"speed {self.speed} is outside {SPEED_RANGE[0]}-4.0"),
+            (self.top_k >= 1, f"top_k {self.top_k} must be >= 1"),
+            (0 < self.top_p <= 1, f"top_p {self.top_p} must be in (0, 1]"),
+            (self.temperature > 0, f"temperature {self.temperature} must be > 0"),
+            (self.repetition_penalty > 0, f"repetition_penalty {self.repetition_penalty} must be > 0"),
+            (self.split in METHODS, f"split method {self.split!r} is unknown; accepted: {', '.join(METHODS)}"),
+            (self.noise_scale >= 0, f"noise_scale {self.noise_scale} must be >= 0"),
+            (self.sample_steps >= 1, f"sample_steps {self.sample_steps} must be >= 1"),
+            (self.fragment_interval >= 0, f"fragment_interval {self.fragment_interval} must be >= 0"),
+            (self.batch_size >= 1, f"batch_size {self.batch_size} must be >= 1"),
+            (self.max_tokens >= 1, f"max_tokens {self.max_tokens} must be >= 1"),
+        ]
+        for ok, message in rules:
+            if not ok:
+                raise SynthesisError(message)
+
+
+@dataclass
+class Prompt:
+    """What a reference recording and its transcript contribute to every fragment."""
+
+    text: str  # transcript with final punctuation
+    lang: str  # canonical language mode
+    codes: torch.Tensor  # [1, P] prompt semantic tokens (25 Hz)
+    phones: list[int]
+    bert: torch.Tensor  # [1024, len(phones)]
+    spec: torch.Tensor  # [1, 1025, Tr] reference linear spectrogram (32 kHz, 50 frames/s)
+    ge: torch.Tensor | None = None  # v4: [1, gin, 1] reference embedding
+    fea_ref: torch.Tensor | None = None  # v4: [1, cond, 4 P] CFM features of the prompt
+    mel_ref: torch.Tensor | None = None  # v4: [1, 100, Tm] normalised reference mel (100 frames/s)
+
+
+@dataclass
+class TextUnit:
+    """One target fragment, ready for the GPT."""
+
+    text: str
+    phones: list[int]
+    bert: torch.Tensor  # [1024, len(phones)]
+
+
+def _language(lang: str, what: str) -> str:
+    try:
+        return normalize_mode(str(lang).strip().lower())
+    except ValueError:
+        raise SynthesisError(f"{what} {lang!r} is not supported; accepted: {', '.join(LANGUAGES)}") from None
+
+
+def _nonempty(text: str, what: str) -> str:
+    text = (text or "").strip("\n").strip()
+    if not text:
+        raise SynthesisError(f"{what} is empty; give the words to read")
+    return text
+
+
+def _prompt_text(text: str, mode: str) -> str:
+    """Official: a transcript not ending with a split mark gets ``。`` (``.`` for English)."""
+    return text if text[-1] in SPLITS else text + ("." if mode == "en" else "。")
+
+
+def _read_reference(ref_audio: RefAudio) -> tuple[np.ndarray, int, str]:
+    """Mono float32 samples, their rate and a content digest (the prompt cache key)."""
+    if isinstance(ref_audio, str | Path):
+        path = Path(ref_audio)
+        try:
+            audio, sr = load_audio(path)
+        except AudioError as err:
+            raise SynthesisError(f"reference audio: {err}") from err
+        return audio, sr, hashlib.sha256(path.read_bytes()).hexdigest()
+    first, second = ref_audio
+    audio, sr = (second, first) if isinstance(first, int | np.integer) else (first, second)
+    audio = np.asarray(audio)
+    if np.issubdtype(audio.dtype, np.integer):
+        audio = audio / float(np.iinfo(audio.dtype).max + 1)
+    if audio.ndim == 2:  # [samples, channels] or [channels, samples]: average the shorter axis
+        audio = audio.mean(axis=int(np.argmin(audio.shape)))
+    if audio.ndim != 1 or audio.size == 0 or not np.isfinite(audio).all():
+        raise SynthesisError("reference audio must be a non-empty, finite mono or multi-channel array")
+    audio = np.ascontiguousarray(audio, dtype=np.float32)
+    return audio, int(sr), hashlib.sha256(audio.tobytes() + str(sr).encode()).hexdigest()
+
+
+def _semantic_codes(sovits: torch.nn.Module, ssl: torch.Tensor) -> torch.Tensor:
+    """``extract_latent`` of either generator (v4 has the same ``ssl_proj`` + quantizer): [B, C, T50] -> [1, B, T25]."""
+    return sovits.quantizer.encode(sovits.ssl_proj(ssl)).transpose(0, 1)
+
+
+class _Rng:
+    """Seeded randomness kept apart from the process: a generator for GPT sampling and a private copy of the global
+    RNG for the ``randn`` draws inside SoVITS (prior noise, CFM start), restored around each use."""
+
+    def __init__(self, seed: int, device: torch.device):
+        self.gpt = torch.Generator(device=device).manual_seed(seed)
+        self.devices = [device] if device.type == "cuda" else []
+        with torch.random.fork_rng(devices=self.devices):
+            torch.manual_seed(seed)
+            self.states = self._get()
+
+    def _get(self) -> list[torch.Tensor]:
+        return [torch.get_rng_state()] + [torch.cuda.get_rng_state(d) for d in self.devices]
+
+    @contextmanager
+    def active(self) -> Iterator[None]:
+        with torch.random.fork_rng(devices=self.devices):
+            torch.set_rng_state(self.states[0])
+            for d, state in zip(self.devices, self.states[1:], strict=True):
+                torch.cuda.set_rng_state(state, d)
+            yield
+            self.states = self._get()
+
+
+class Synthesizer:
+    """Text-to-speech with one loaded voice; reference prompts are cached by (audio content, text, language)."""
+
+    def __init__(self, voice: LoadedVoice, cache_size: int = 8):
+        self.voice = voice
+        self.cache_size = cache_size
+        self._cache: OrderedDict[tuple[str, str, str], Prompt] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @property
+    def sample_rate(self) -> int:
+        return self.voice.sample_rate
+
+    # --- text ---------------------------------------------------------------------------------------------------------
+    def phones_and_bert(self, text: str, mode: str) -> tuple[list[int], torch.Tensor]:
+        """Phone ids and BERT features ``[1024, n]`` (zeros everywhere when the voice has no BERT)."""
+        if self.voice.bert is not None:
+            phones, bert, _ = phones_and_bert(text, mode, self.voice.bert)
+            return phones, bert.float()
+        phones = cleaned_text_to_sequence([p for s in segments_for_mode(text, mode) for p in s.phones])
+        return phones, torch.zeros(self.voice.gpt.config.bert_dim, len(phones))
+
+    def text_units(self, text: str, mode: str, split: str) -> list[TextUnit]:
+        """Split a target text (``split_text``) and convert each fragment."""
+        try:
+            pieces = split_text(text, split, mode)
+        except ValueError as err:
+            raise SynthesisError(f"text: {err}") from err
+        if not pieces:
+            raise SynthesisError("text has nothing to read")
+        return [TextUnit(piece, *self.phones_and_bert(piece, mode)) for piece in pieces]
+
+    # --- prompt -------------------------------------------------------------------------------------------------------
+    def prompt(self, ref_audio: RefAudio, prompt_text: str, prompt_lang: str) -> Prompt:
+        """Prompt tokens, reference spectrogram (and v4 reference features) for a reference and its transcript.
+
+        Raises:
+            SynthesisError: unreadable reference, a duration outside 3-10 s, an empty transcript, a bad language.
+        """
+        mode = _language(prompt_lang, "prompt language")
+        text = _prompt_text(_nonempty(prompt_text, "prompt text"), mode)
+        audio, sr, digest = _read_reference(ref_audio)
+        key = (digest, text, mode)
+        with self._lock:
+            if key in self._cache:
+                self._cache.move_to_end(key)
+                return self._cache[key]
+        prompt = self._build_prompt(audio, sr, text, mode)
+        with self._lock:
+            self._cache[key] = prompt
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+        return prompt
+
+    @torch.inference_mode()
+    def _build_prompt(self, audio: np.ndarray, sr: int, text: str, mode: str) -> Prompt:
+        v = self.voice
+        wav16 = resample(audio, sr, HUBERT_RATE)
+        lo, hi = (int(s * HUBERT_RATE) for s in REF_SECONDS)
+        if not lo <= wav16.shape[0] <= hi:
+            raise SynthesisError(
+                f"reference audio is {wav16.shape[0] / HUBERT_RATE:.2f} s long; accepted: "
+                f"{REF_SECONDS[0]:g}-{REF_SECONDS[1]:g} s"
+            )
+        ssl = v.hubert(pad_prompt(torch.from_numpy(wav16)).to(v.device))  # [1, C, T50]
+        codes = _semantic_codes(v.sovits, ssl.to(v.dtype))[0]  # [1, P]
+        raw32 = torch.from_numpy(resample(audio, sr, SPEC_RATE)).unsqueeze(0).to(v.device)  # [1, N]
+        peak = float(raw32.abs().max())
+        ref32 = raw32 / min(2.0, peak) if peak > 1 else raw32
+        spec = spectrogram_torch(ref32, N_FFT, SPEC_RATE, HOP, WIN)  # [1, 1025, Tr]
+        phones, bert = self.phones_and_bert(text, mode)
+        prompt = Prompt(text, mode, codes.long(), phones, bert.to(v.device), spec)
+        if v.version == "v4":
+            prompt.ge = v.sovits.reference_embedding(spec.to(v.dtype))
+            fea, _ = v.sovits.decode_encp(codes.unsqueeze(0), self._phone_tensor(phones), None, ge=prompt.ge)
+            prompt.fea_ref = fea.float()
+            prompt.mel_ref = norm_spec(mel_v4(raw32))  # upstream: raw (not peak-limited) reference
+        return prompt
+
+    def _phone_tensor(self, phones: list[int]) -> torch.Tensor:
+        return torch.tensor([phones], dtype=torch.long, device=self.voice.device)  # [1, N]
+
+    # --- generation ---------------------------------------------------------------------------------------------------
+    def semantic_tokens(
+        self, prompt: Prompt, units: list[TextUnit], params: SynthesisParams, generator: torch.Generator | None = None
+    ) -> list[torch.Tensor]:
+        """GPT sampling for a batch of fragments: generated tokens ``[n_i]`` (without EOS) per unit."""
+        dev = self.voice.device
+        cfg = SamplingConfig(
+            top_k=params.top_k,
+            top_p=params.top_p,
+            temperature=params.temperature,
+            repetition_penalty=params.repetition_penalty,
+            max_steps=params.max_tokens,
+        )
+        phones = [torch.tensor(prompt.phones + u.phones, dtype=torch.long, device=dev) for u in units]
+        berts = [torch.cat([prompt.bert, u.bert.to(dev)], dim=1) for u in units]  # [1024, N_prompt + N_i]
+        prompts = prompt.codes.expand(len(units), -1)
+        return [r.tokens for r in generate(self.voice.gpt, phones, berts, prompts, cfg, generator)]
+
+    @torch.inference_mode()
+    def decode(self, prompt: Prompt, unit: TextUnit, tokens: torch.Tensor, params: SynthesisParams) -> np.ndarray:
+        """SoVITS waveform of one fragment (float32 at the voice's rate), before post-processing."""
+        v = self.voice
+        if tokens.numel() == 0:
+            return np.zeros(0, dtype=np.float32)
+        codes, phones = tokens.view(1, 1, -1), self._phone_tensor(unit.phones)  # [1, 1, T25], [1, N]
+        if v.version == "v2":
+            wav = v.sovits.decode(codes, phones, [prompt.spec], params.noise_scale, params.speed)  # [1, 1, 1280 T25]
+            return wav[0, 0].float().cpu().numpy()
+        fea, _ = v.sovits.decode_encp(codes, phones, None, ge=prompt.ge, speed=params.speed)  # [1, cond, 4 T25]
+        wav = synthesize_v4(v.sovits, v.vocoder, prompt.fea_ref, prompt.mel_ref, [fea.float()], params.sample_steps)
+        return wav[0].float().cpu().numpy()  # [480 * frames]
+
+    def _finish(self, audio: np.ndarray, interval: float) -> np.ndarray:
+        peak = float(np.abs(audio).max()) if audio.size else 0.0
+        if peak > 1:
+            audio = audio / peak
+        silence = np.zeros(round(self.sample_rate * interval), dtype=np.float32)
+        return np.concatenate([audio.astype(np.float32), silence])
+
+    # --- entry points -------------------------------------------------------------------------------------------------
+    def fragments(
+        self,
+        ref_audio: RefAudio,
+        prompt_text: str,
+        prompt_lang: str,
+        text: str,
+        text_lang: str,
+        params: SynthesisParams = SynthesisParams(),
+        progress: Progress | None = None,
+    ) -> Iterator[tuple[int, np.ndarray]]:
+        """``(sample rate, audio)`` per text fragment, its trailing silence included.
+
+        Everything that can reject the request (parameters, languages, texts, reference) is checked before this
+        returns, so a caller can answer with an error before the first fragment is computed.
+        """
+        params.check()
+        text_mode = _language(text_lang, "text language")
+        text = _nonempty(text, "text")
+        prompt = self.prompt(ref_audio, prompt_text, prompt_lang)
+        units = self.text_units(text, text_mode, params.split)
+        seed = params.seed if params.seed is not None else secrets.randbits(63)
+        return self._run(prompt, units, params, _Rng(seed, self.voice.device), progress)
+
+    def _run(
+        self, prompt: Prompt, units: list[TextUnit], params: SynthesisParams, rng: _Rng, progress: Progress | None
+    ) -> Iterator[tuple[int, np.ndarray]]:
+        done = 0
+        for start in range(0, len(units), params.batch_size):
+            batch = units[start : start + params.batch_size]
+            tokens = self.semantic_tokens(prompt, batch, params, rng.gpt)
+            for unit, toks in zip(batch, tokens, strict=True):
+                with rng.active():
+                    audio = self.decode(prompt, unit, toks, params)
+                done += 1
+                if progress is not None:
+                    progress(done, len(units))
+                yield self.sample_rate, self._finish(audio, params.fragment_interval)
+
+    def synthesize(
+        self,
+        ref_audio: RefAudio,
+        prompt_text: str,
+        prompt_lang: str,
+        text: str,
+        text_lang: str,
+        params: SynthesisParams = SynthesisParams(),
+        progress: Progress | None = None,
+    ) -> tuple[int, np.ndarray]:
+        """The whole text as ``(sample rate, float32 mono audio in [-1, 1])``: 32 kHz for v2, 48 kHz for v4.
+
+        Raises:
+            SynthesisError: a request problem (languages, empty texts, reference duration, parameter ranges).
+        """
+        parts = [audio for _, audio in self.fragments(ref_audio, prompt_text, prompt_lang, text, text_lang, params,
+                                                       progress)]  # fmt: skip
+        return self.sample_rate, np.concatenate(parts)
