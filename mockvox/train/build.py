@@ -1,0 +1,181 @@
+"""Build the networks a training needs from the composed config: sizes from ``model``, weights from ``pretrained``.
+
+Pretrained initialisation happens here (the entry point), never inside a module's ``__init__``. With
+``pretrained=none`` every network is seeded random init; the quantizer codebook is then initialised by k-means on the
+dataset (:func:`init_codebook`) before semantic tokens are extracted, like the official first training step does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from mockvox.models.hubert import HubertSSL
+from mockvox.models.t2s import T2SConfig, Text2Semantic
+
+
+class ConfigError(ValueError):
+    """The composed training config is not usable; the message names the setting."""
+
+
+@dataclass
+class Networks:
+    """Everything a training run trains or uses to extract features."""
+
+    version: str
+    gpt: Text2Semantic
+    sovits: nn.Module  # SynthesizerTrn (v2, with enc_q) or SynthesizerTrnV3 (v4, before LoRA)
+    hubert: HubertSSL
+    bert: Any | None  # mockvox.text.bert.Bert or None (zero BERT features)
+    discriminator: nn.Module | None = None  # v2
+    vocoder: nn.Module | None = None  # v4
+    gpt_config: dict | None = None  # T2SConfig fields
+    sovits_kwargs: dict | None = None
+    vocoder_kwargs: dict | None = None
+    official: bool = False  # weights came from the official pretrained files
+
+
+def _plain(node) -> dict:
+    return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else dict(node or {})
+
+
+def _pretrained_file(cfg: DictConfig, role: str) -> Path:
+    files = cfg.pretrained.files.get(cfg.model.version) or {}
+    if role not in files:
+        raise ConfigError(f"pretrained.files.{cfg.model.version}.{role} is not set")
+    path = Path(cfg.pretrained.dir) / files[role]
+    if not path.is_file():
+        raise ConfigError(
+            f"missing pretrained file {path} (pretrained={cfg.pretrained.name}); run "
+            f"`mockvox pretrained download --version {cfg.model.version}` or train with pretrained=none"
+        )
+    return path
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Reject combinations that cannot work before anything heavy is built."""
+    if cfg.model.version not in ("v2", "v4"):
+        raise ConfigError(f"model.version must be v2 or v4, not {cfg.model.version!r}")
+    if cfg.model.size not in cfg.model.sizes:
+        raise ConfigError(f"model.size must be one of {sorted(cfg.model.sizes)}, not {cfg.model.size!r}")
+    if cfg.pretrained.name == "official" and cfg.model.size != "official":
+        raise ConfigError("the official pretrained weights only fit model.size=official; use pretrained=none for tiny")
+
+
+def build_hubert(cfg: DictConfig, seed: int) -> HubertSSL:
+    """The official chinese-hubert-base from the pretrained folder, or a seeded random HuBERT of ``model.hubert``."""
+    if cfg.pretrained.hubert:
+        path = Path(cfg.pretrained.dir) / cfg.pretrained.hubert
+        try:
+            return HubertSSL.from_pretrained(path)
+        except FileNotFoundError as err:
+            raise ConfigError(str(err)) from err
+    from transformers import HubertConfig, HubertModel
+
+    torch.manual_seed(seed)
+    return HubertSSL(HubertModel(HubertConfig(**_plain(cfg.model.hubert))).eval())
+
+
+def build_bert(cfg: DictConfig):
+    """Chinese RoBERTa for zh BERT features (official), or None: zero features."""
+    if not cfg.pretrained.bert:
+        return None
+    from mockvox.text.bert import load_bert
+
+    path = Path(cfg.pretrained.dir) / cfg.pretrained.bert
+    if not (path / "config.json").is_file():
+        raise ConfigError(f"missing pretrained BERT {path}; run `mockvox pretrained download`")
+    return load_bert(path, local_files_only=True)
+
+
+def build_gpt(cfg: DictConfig) -> tuple[Text2Semantic, dict]:
+    fields = _plain(cfg.model.gpt)
+    if cfg.pretrained.name != "official":
+        config = T2SConfig(**fields)
+        return Text2Semantic(config), fields
+    from mockvox.checkpoints import load_gpt_checkpoint
+
+    ckpt = load_gpt_checkpoint(_pretrained_file(cfg, "gpt"))
+    config = T2SConfig.from_official(ckpt.config)
+    model = Text2Semantic(config)
+    model.load_official_state_dict({k: v.float() for k, v in ckpt.weight.items()})
+    return model, {k: getattr(config, k) for k in T2SConfig.__dataclass_fields__}
+
+
+def build_sovits(cfg: DictConfig) -> tuple[nn.Module, dict]:
+    """The SoVITS generator (official weights loaded non-strictly like ``s2_train.py``)."""
+    from mockvox.checkpoints import load_sovits_checkpoint
+    from mockvox.models.sovits_v2 import SynthesizerTrn
+    from mockvox.models.sovits_v4 import SynthesizerTrnV3
+
+    kwargs = _plain(cfg.model.sovits)
+    cls = SynthesizerTrn if cfg.model.version == "v2" else SynthesizerTrnV3
+    model = cls(**kwargs)
+    if cfg.pretrained.name == "official":
+        weight = load_sovits_checkpoint(_pretrained_file(cfg, "sovits")).weight
+        missing, unexpected = model.load_state_dict({k: v.float() for k, v in weight.items()}, strict=False)
+        if unexpected or [k for k in missing if not k.startswith("enc_q.")]:
+            raise ConfigError(f"pretrained SoVITS does not fit model {cfg.model.version}: missing {missing[:5]}")
+    return model, kwargs
+
+
+def build_discriminator(cfg: DictConfig) -> nn.Module:
+    from mockvox.checkpoints import load_sovits_checkpoint
+    from mockvox.models.discriminators import MultiPeriodDiscriminator
+
+    disc = MultiPeriodDiscriminator()
+    if cfg.pretrained.name == "official":
+        weight = load_sovits_checkpoint(_pretrained_file(cfg, "discriminator")).weight
+        disc.load_state_dict({k: v.float() for k, v in weight.items()})
+    return disc
+
+
+def build_vocoder(cfg: DictConfig) -> tuple[nn.Module, dict]:
+    from mockvox.models.vocoder_v4 import build_vocoder as make
+    from mockvox.models.vocoder_v4 import load_vocoder
+
+    kwargs = _plain(cfg.model.vocoder)
+    if cfg.pretrained.name == "official":
+        return load_vocoder(_pretrained_file(cfg, "vocoder"), **kwargs), kwargs
+    return make(**kwargs), kwargs
+
+
+def build_networks(cfg: DictConfig, with_bert: bool = True) -> Networks:
+    """All networks of ``cfg`` with their initial weights (seeded by ``cfg.seed``)."""
+    check_config(cfg)
+    seed = int(cfg.seed)
+    hubert = build_hubert(cfg, seed)
+    torch.manual_seed(seed)
+    gpt, gpt_config = build_gpt(cfg)
+    sovits, sovits_kwargs = build_sovits(cfg)
+    nets = Networks(
+        cfg.model.version, gpt, sovits, hubert, build_bert(cfg) if with_bert else None,
+        gpt_config=gpt_config, sovits_kwargs=sovits_kwargs, official=cfg.pretrained.name == "official",
+    )  # fmt: skip
+    if cfg.model.version == "v2":
+        nets.discriminator = build_discriminator(cfg)
+    else:
+        nets.vocoder, nets.vocoder_kwargs = build_vocoder(cfg)
+    return nets
+
+
+def codebook_ready(sovits: nn.Module) -> bool:
+    return all(bool(layer._codebook.inited.item()) for layer in sovits.quantizer.vq.layers)
+
+
+@torch.no_grad()
+def init_codebook(sovits: nn.Module, ssl_features: list[torch.Tensor]) -> None:
+    """k-means initialisation of a random quantizer on projected HuBERT features ``[1, C, T50]`` (official step 1)."""
+    if codebook_ready(sovits):
+        return
+    projected = torch.cat([sovits.ssl_proj(f) for f in ssl_features], dim=2)  # [1, C, sum T25]
+    residual = projected[0].t()  # [N, C]
+    for layer in sovits.quantizer.vq.layers:  # k-means only: one EMA step on a fresh codebook would blow up empty codes
+        book = layer._codebook
+        book._init_embed(residual)
+        residual = residual - book.decode(book.encode(residual))

@@ -1,0 +1,115 @@
+"""Find voices by model id or registry URI, download them, and describe them (``mockvox info`` / ``models``)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import yaml
+
+from mockvox.train.tracking import MODEL_ARTIFACT, Tracker
+
+_ALIAS = re.compile(r"^models:/(?P<name>[^/@]+)@(?P<alias>[\w-]+)$")
+_VERSION = re.compile(r"^models:/(?P<name>[^/@]+)/(?P<version>\d+|latest)$")
+
+
+class ModelNotFound(LookupError):
+    """No voice answers to the given model id or URI."""
+
+
+def resolve_model_id(tracker: Tracker, ref: str) -> str:
+    """``m-…`` (an MLflow model id), ``models:/m-…``, ``models:/name@alias`` or ``models:/name/version`` -> model id."""
+    from mlflow.exceptions import MlflowException
+
+    ref = ref.strip()
+    client = tracker.client
+    try:
+        if m := _ALIAS.match(ref):
+            if m["alias"] == "latest":
+                return version_model_id(_latest(tracker, m["name"]))
+            return version_model_id(client.get_model_version_by_alias(m["name"], m["alias"]))
+        if m := _VERSION.match(ref):
+            if m["version"] == "latest":
+                return version_model_id(_latest(tracker, m["name"]))
+            return version_model_id(client.get_model_version(m["name"], m["version"]))
+        model_id = ref.removeprefix("models:/")
+        client.get_logged_model(model_id)
+        return model_id
+    except MlflowException as err:
+        raise ModelNotFound(
+            f"no model {ref!r} in {tracker.tracking_uri}: give an MLflow model id (m-…), models:/NAME@ALIAS or "
+            "models:/NAME/VERSION (`mockvox models` lists them)"
+        ) from err
+
+
+def version_model_id(version) -> str:
+    """The logged model behind a registry version (its ``source`` is ``models:/<model id>``)."""
+    return getattr(version, "model_id", None) or version.source.removeprefix("models:/")
+
+
+def _latest(tracker: Tracker, name: str):
+    versions = tracker.client.search_model_versions(f"name='{name}'")
+    if not versions:
+        raise ModelNotFound(f"registered model {name!r} has no versions")
+    return max(versions, key=lambda v: int(v.version))
+
+
+def download_voice(tracker: Tracker, model_id: str, cache_dir: Path) -> Path:
+    """The voice folder of ``model_id`` (downloaded once into ``cache_dir/model_id``)."""
+    import mlflow
+
+    final = cache_dir / model_id
+    if (final / "mockvox.yaml").is_file():
+        return final
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    staging = cache_dir / f".{model_id}.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    root = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{model_id}", dst_path=str(staging)))
+    voice = next(root.rglob("mockvox.yaml"), None)
+    if voice is None:
+        raise ModelNotFound(f"model {model_id} holds no MockVox voice (no mockvox.yaml in its artifacts)")
+    shutil.rmtree(final, ignore_errors=True)
+    voice.parent.rename(final)
+    shutil.rmtree(staging, ignore_errors=True)
+    return final
+
+
+def registered_versions(tracker: Tracker, model_id: str) -> list[dict]:
+    versions = [v for v in tracker.client.search_model_versions("") if version_model_id(v) == model_id]
+    return [{"name": v.name, "version": int(v.version), "aliases": list(v.aliases)} for v in versions]
+
+
+def model_info(tracker: Tracker, ref: str, cache_dir: Path) -> dict:
+    """Version, epochs per stage, dataset, metrics and registry entries of a voice."""
+    model_id = resolve_model_id(tracker, ref)
+    logged = tracker.client.get_logged_model(model_id)
+    meta = yaml.safe_load((download_voice(tracker, model_id, cache_dir) / "mockvox.yaml").read_text())
+    training = meta.get("training", {})
+    metrics = tracker.last_metrics(logged.source_run_id) if logged.source_run_id else {}
+    return {
+        "model_id": model_id,
+        "version": meta["version"],
+        "sample_rate": meta["sample_rate"],
+        "epochs": training.get("epochs", {}),
+        "file_id": training.get("file_id"),
+        "dataset_version": training.get("dataset_version"),
+        "resumed_from": training.get("resumed_from"),
+        "run_id": logged.source_run_id,
+        "created": logged.creation_timestamp,
+        "registered": registered_versions(tracker, model_id),
+        "metrics": metrics,
+    }
+
+
+def list_models(tracker: Tracker) -> list[dict]:
+    """Registered voices with their newest version."""
+    out = []
+    for rm in tracker.client.search_registered_models():
+        newest = _latest(tracker, rm.name)
+        out.append({"name": rm.name, "versions": int(newest.version), "latest_model_id": version_model_id(newest),
+                    "aliases": dict(rm.aliases or {})})  # fmt: skip
+    return out
+
+
+__all__ = ["MODEL_ARTIFACT", "ModelNotFound", "download_voice", "list_models", "model_info", "resolve_model_id"]

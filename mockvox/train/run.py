@@ -1,0 +1,125 @@
+"""One training: features -> SoVITS stage -> GPT stage -> voice folder -> MLflow model + registry version.
+
+Nothing an earlier training produced is modified: each training (or resume) logs a new MLflow model and registry
+version, so a failed or interrupted run leaves every existing voice loadable.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import hydra
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from mockvox.data.store import DatasetStore
+from mockvox.train import stages
+from mockvox.train.build import Networks, build_networks, check_config
+from mockvox.train.resume import ResumeState, load_resume_state, resume_networks
+from mockvox.train.tracking import Tracker, flatten
+
+
+@dataclass
+class TrainResult:
+    model_id: str | None  # MLflow model id (None without tracking or in debug runs)
+    model_uri: str | None
+    name: str | None  # registered model name
+    version: int | None  # registry version
+    run_id: str | None
+    voice_dir: Path | None  # the voice folder (only kept without tracking)
+    epochs: dict = field(default_factory=dict)  # total epochs per stage
+    metrics: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        out = {k: getattr(self, k) for k in ("model_id", "model_uri", "name", "version", "run_id", "epochs", "metrics")}
+        out["voice_dir"] = str(self.voice_dir) if self.voice_dir else None
+        return out
+
+
+def _debug_run(cfg: DictConfig) -> bool:
+    return bool(cfg.trainer.get("fast_dev_run"))
+
+
+def train(cfg: DictConfig, store: DatasetStore | None = None) -> TrainResult:
+    """Run the training described by a composed ``conf/train.yaml`` (on ``store``, default: the data root's)."""
+    check_config(cfg)
+    torch.manual_seed(int(cfg.seed))
+    store = store or DatasetStore(cfg.paths.data_dir)
+    manifest = store.manifest(cfg.data.file_id)  # DatasetNotFound names the id
+    tracker = Tracker.from_config(cfg.logger) if cfg.logger.enabled else None
+    resume: ResumeState | None = None
+    if cfg.resume_from:
+        if tracker is None:
+            raise ValueError("resume needs MLflow tracking (logger=mlflow)")
+        resume = load_resume_state(tracker, str(cfg.resume_from))
+        nets = resume_networks(cfg, resume)
+    else:
+        nets = build_networks(cfg)
+    features_dir = stages.prepare_features(cfg, store, nets)
+    name = cfg.name or (resume.name if resume else None) or f"voice-{cfg.data.file_id}"
+    tags = {"mockvox.file_id": cfg.data.file_id, "mockvox.dataset_version": str(manifest["version"]),
+            "mockvox.model_version": cfg.model.version, "mockvox.size": cfg.model.size}  # fmt: skip
+    if resume:
+        tags["mockvox.resumed_from"] = resume.model_id
+    workdir = Path(tempfile.mkdtemp(prefix="train-", dir=_ensure(Path(cfg.paths.runs_dir))))
+    parent = tracker.run(f"{name}", tags) if tracker else nullcontext(None)
+    try:
+        with parent as run_id:
+            if tracker:
+                tracker.log_params(run_id, flatten(OmegaConf.to_container(cfg, resolve=True)))
+            result = _train_stages(cfg, nets, features_dir, tracker, run_id, resume, workdir)
+            if _debug_run(cfg):
+                return result
+            voice_dir = stages.write_voice_folder(cfg, nets, workdir / "voice", result, manifest, resume)
+            if tracker is None:
+                keep = _ensure(Path(cfg.paths.runs_dir)) / f"voice-{Path(workdir).name}"
+                shutil.move(str(voice_dir), keep)
+                result.voice_dir = keep
+                return result
+            tracker.log_metrics(run_id, {k: v for k, v in result.metrics.items()})
+            info = tracker.log_voice(run_id, voice_dir, _model_params(cfg, result, manifest), tags)
+            mv = tracker.register(info.model_uri, name, {"model_id": info.model_id, **tags})
+            result.model_id, result.model_uri, result.name, result.version = (
+                info.model_id, info.model_uri, name, int(mv.version))  # fmt: skip
+            return result
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _ensure(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _train_stages(cfg, nets: Networks, features_dir: Path, tracker, parent_id, resume, workdir: Path) -> TrainResult:
+    result = TrainResult(None, None, None, None, parent_id, None)
+    for stage in ("sovits", "gpt"):
+        child = tracker.run(f"{stage}", {"mockvox.stage": stage}, parent=parent_id) if tracker else nullcontext(None)
+        with child as child_id:
+            outcome = stages.run_stage(stage, cfg, nets, features_dir, tracker, child_id, resume, workdir)
+        result.epochs[stage] = outcome.total_epochs
+        result.metrics.update({f"{stage}/{k}": v for k, v in outcome.metrics.items()})
+        setattr(result, f"{stage}_run", child_id)
+    return result
+
+
+def _model_params(cfg: DictConfig, result: TrainResult, manifest: dict) -> dict:
+    return {
+        "version": cfg.model.version,
+        "size": cfg.model.size,
+        "pretrained": cfg.pretrained.name,
+        "file_id": cfg.data.file_id,
+        "dataset_version": manifest["version"],
+        "epochs_sovits": result.epochs.get("sovits"),
+        "epochs_gpt": result.epochs.get("gpt"),
+        "sample_rate": cfg.model.sample_rate,
+    }
+
+
+def instantiate_trainer(cfg: DictConfig, **kwargs):
+    """The Lightning Trainer of ``cfg.trainer`` with run-specific arguments."""
+    return hydra.utils.instantiate(cfg.trainer, **kwargs)

@@ -1,0 +1,170 @@
+"""The pieces of a training run: cached features, one Lightning fit per stage, the voice folder."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from tqdm.auto import tqdm
+
+from mockvox.data.store import DatasetStore
+from mockvox.train.build import Networks, codebook_ready, init_codebook
+
+STAGES = ("sovits", "gpt")
+
+
+@dataclass
+class StageOutcome:
+    total_epochs: int  # epochs this stage has trained in all (earlier trainings included)
+    metrics: dict
+    checkpoint: Path | None
+
+
+class _Progress:
+    """tqdm bars for ``progress(stage, done, total)`` callbacks."""
+
+    def __init__(self, enabled: bool = True):
+        self.enabled, self.bars = enabled, {}
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        bar = self.bars.get(stage) or self.bars.setdefault(stage, tqdm(total=total, desc=stage, unit="clip"))
+        bar.n = done
+        bar.refresh()
+        if done >= total:
+            bar.close()
+
+
+def prepare_features(cfg: DictConfig, store: DatasetStore, nets: Networks) -> Path:
+    """Features of the dataset's current version (cached by version and extractor identity)."""
+    from mockvox.data import features
+
+    file_id = cfg.data.file_id
+    if not codebook_ready(nets.sovits):  # random quantizer: k-means on this dataset first (official first step)
+        audio_dir = store.audio_dir(file_id) if cfg.data.denoise else store.sliced_dir(file_id)
+        clips = sorted(audio_dir.glob("*.wav"))
+        init_codebook(nets.sovits, [features.hubert_features(nets.hubert, p).clone() for p in clips])
+    extractors = features.Extractors.create(nets.hubert, nets.sovits, nets.bert)
+    return features.extract_features(
+        store, file_id, extractors, Path(cfg.paths.features_dir), use_denoised=bool(cfg.data.denoise),
+        progress=_Progress(bool(cfg.callbacks.progress)),
+    )  # fmt: skip
+
+
+def _scheduler(cfg: DictConfig):
+    from mockvox.train import optim
+
+    s = cfg.gpt_train.scheduler
+    if s.name == "constant":
+        return optim.constant
+    if s.name == "warmup_cosine":
+        return functools.partial(optim.warmup_cosine, lr_init=s.lr_init, peak=cfg.gpt_train.optimizer.lr,
+                                 lr_end=s.lr_end, warmup_steps=s.warmup_steps, total_steps=s.total_steps)  # fmt: skip
+    raise ValueError(f"gpt_train.scheduler.name must be constant or warmup_cosine, not {s.name!r}")
+
+
+def _gpt_parts(cfg: DictConfig, nets: Networks, features_dir: Path):
+    import hydra
+
+    from mockvox.data.datasets import GPTDataModule
+    from mockvox.train.gpt_module import GPTModule
+
+    g = cfg.gpt_train
+    batch = max(1, g.batch_size // 2) if g.dpo else g.batch_size  # official: DPO halves the batch
+    lr = {"lr": g.scheduler.lr} if g.scheduler.name == "constant" else {}  # constant: the optimiser runs at that lr
+    module = GPTModule(nets.gpt, hydra.utils.instantiate(g.optimizer, **lr), _scheduler(cfg), dpo=g.dpo,
+                       dpo_beta=g.dpo_beta, accumulate=g.accumulate)  # fmt: skip
+    data = GPTDataModule(features_dir, batch_size=batch, num_workers=cfg.data.num_workers,
+                         min_items=cfg.data.min_items, seed=cfg.seed)  # fmt: skip
+    return module, data, 32000
+
+
+def _sovits_parts(cfg: DictConfig, nets: Networks, features_dir: Path):
+    from mockvox.data.datasets import SovitsDataModule
+
+    t = cfg.model.sovits_train
+    common = dict(lr=t.lr, betas=tuple(t.betas), eps=t.eps, lr_decay=t.lr_decay)
+    if nets.version == "v2":
+        from mockvox.train.sovits_module import SovitsV2Module
+
+        module = SovitsV2Module(nets.sovits, nets.discriminator, text_low_lr_rate=t.text_low_lr_rate,
+                                c_mel=t.c_mel, c_kl=t.c_kl, **common)  # fmt: skip
+    else:
+        from mockvox.models.lora import add_lora, has_lora
+        from mockvox.train.sovits_module import SovitsV4Module
+
+        if not has_lora(nets.sovits):
+            add_lora(nets.sovits, t.lora_rank, t.lora_alpha)
+        module = SovitsV4Module(nets.sovits, shortcut_prob=t.shortcut_prob, **common)
+    data = SovitsDataModule(features_dir, nets.version, batch_size=t.batch_size, num_workers=cfg.data.num_workers,
+                            min_items=cfg.data.min_items, seed=cfg.seed)  # fmt: skip
+    return module, data, 32000 if nets.version == "v2" else 48000
+
+
+def run_stage(stage: str, cfg: DictConfig, nets: Networks, features_dir: Path, tracker, run_id, resume, workdir: Path):
+    """Fit one stage for ``cfg.epochs[stage]`` (more) epochs; log its checkpoint to the stage run."""
+    from mockvox.train.callbacks import SampleCallback
+    from mockvox.train.run import instantiate_trainer
+
+    module, data, sample_rate = (_sovits_parts if stage == "sovits" else _gpt_parts)(cfg, nets, features_dir)
+    epochs = int(cfg.epochs[stage])
+    done = int(resume.epochs.get(stage, 0)) if resume else 0
+    ckpt_in = resume.checkpoints.get(stage) if resume else None
+    if tracker:
+        tracker.log_params(run_id, {"stage": stage, "epochs": epochs, "epochs_before": done, "resumed": bool(ckpt_in)})
+    if epochs == 0:  # nothing to train: carry the previous weights (and checkpoint) over unchanged
+        if ckpt_in:
+            module.load_state_dict(torch.load(ckpt_in, map_location="cpu", weights_only=False)["state_dict"])
+            if tracker:
+                tracker.log_artifact(run_id, ckpt_in, "checkpoints")
+        return StageOutcome(done, {}, ckpt_in)
+    callbacks = []
+    every = int(cfg.callbacks.samples.every_n_epochs or 0)
+    if every:
+        callbacks.append(SampleCallback(sample_rate=sample_rate, every_n_epochs=every))
+    trainer = instantiate_trainer(
+        cfg, max_epochs=done + epochs, logger=tracker.lightning_logger(run_id) if tracker else False,
+        callbacks=callbacks, default_root_dir=str(workdir / stage), enable_checkpointing=False,
+        enable_progress_bar=bool(cfg.callbacks.progress),
+    )  # fmt: skip
+    trainer.fit(module, datamodule=data, ckpt_path=str(ckpt_in) if ckpt_in else None)
+    if trainer.interrupted:
+        raise KeyboardInterrupt(f"{stage} training interrupted")
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+    if trainer.fast_dev_run:
+        return StageOutcome(done, metrics, None)
+    ckpt_out = workdir / f"{stage}.ckpt"
+    trainer.save_checkpoint(ckpt_out)
+    if tracker:
+        tracker.log_artifact(run_id, ckpt_out, "checkpoints")
+    return StageOutcome(trainer.current_epoch, metrics, ckpt_out)
+
+
+def write_voice_folder(cfg: DictConfig, nets: Networks, dest: Path, result, manifest: dict, resume) -> Path:
+    """The model folder (official export formats + mockvox.yaml) that inference loads."""
+    from mockvox.infer.loading import write_voice
+
+    official = nets.official or (resume is not None and resume.official)
+    training = {
+        "config": OmegaConf.to_container(cfg, resolve=True),
+        "file_id": cfg.data.file_id,
+        "dataset_version": manifest["version"],
+        "epochs": dict(result.epochs),
+        "runs": {s: getattr(result, f"{s}_run", None) for s in STAGES},
+        "parent_run": result.run_id,
+        "resumed_from": resume.model_id if resume else None,
+    }
+    write_voice(
+        dest, version=nets.version, gpt=nets.gpt, sovits=nets.sovits, sovits_kwargs=nets.sovits_kwargs,
+        hubert="pretrained" if cfg.pretrained.hubert else nets.hubert,
+        bert="pretrained" if cfg.pretrained.bert else None,
+        vocoder=None if nets.version == "v2" else ("pretrained" if official else nets.vocoder),
+        vocoder_kwargs=nets.vocoder_kwargs,
+        sovits_base=None if nets.version == "v2" else ("pretrained" if official else nets.sovits),
+        extra={"training": training, "gpt_config": nets.gpt_config},
+    )  # fmt: skip
+    return dest

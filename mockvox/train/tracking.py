@@ -1,0 +1,139 @@
+"""MLflow glue: one parent run per training, a child run per stage, the voice as a logged pyfunc model, the registry.
+
+Runs are addressed by id through :class:`mlflow.MlflowClient` (no global active run), so several trainings can share
+a process. The default store is sqlite in the data root; ``logger.tracking_uri`` (or ``MLFLOW_TRACKING_URI``) points
+at a tracking server instead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+import mlflow  # noqa: E402
+from mlflow import MlflowClient  # noqa: E402
+from mlflow.entities import Metric, Param, RunTag  # noqa: E402
+
+MODEL_ARTIFACT = "voice"  # name of the logged model; its artifacts hold the voice folder under artifacts/voice
+PARENT_TAG = "mlflow.parentRunId"
+
+
+def flatten(tree: Mapping, prefix: str = "") -> dict[str, str]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": "1"}`` (lists as JSON)."""
+    out: dict[str, str] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(flatten(value, f"{name}."))
+        else:
+            out[name] = json.dumps(value) if isinstance(value, list | tuple) else str(value)
+    return out
+
+
+def _local_store(uri: str) -> bool:
+    return uri.startswith(("sqlite:", "file:", "/")) or "://" not in uri
+
+
+class Tracker:
+    """MLflow runs, models and registry for one tracking store."""
+
+    def __init__(self, tracking_uri: str, experiment_name: str = "mockvox", artifact_location: str | None = None,
+                 registry_uri: str | None = None):  # fmt: skip
+        self.tracking_uri = tracking_uri
+        if tracking_uri.startswith("sqlite:///"):
+            Path(tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        mlflow.set_tracking_uri(tracking_uri)
+        mlflow.set_registry_uri(registry_uri or tracking_uri)
+        self.client = MlflowClient(tracking_uri, registry_uri or tracking_uri)
+        exp = self.client.get_experiment_by_name(experiment_name)
+        if exp is None:
+            location = None
+            if artifact_location and _local_store(tracking_uri):
+                location = Path(artifact_location).resolve().as_uri()
+            exp_id = self.client.create_experiment(experiment_name, artifact_location=location)
+        else:
+            exp_id = exp.experiment_id
+        self.experiment_id = exp_id
+        self.experiment_name = experiment_name
+
+    @classmethod
+    def from_config(cls, logger_cfg) -> Tracker:
+        return cls(logger_cfg.tracking_uri, logger_cfg.experiment_name, logger_cfg.get("artifact_location"),
+                   logger_cfg.get("registry_uri"))  # fmt: skip
+
+    # --- runs -------------------------------------------------------------------------------------------------------
+    def start_run(self, name: str, tags: Mapping[str, str] | None = None, parent: str | None = None) -> str:
+        tags = dict(tags or {})
+        if parent:
+            tags[PARENT_TAG] = parent
+        return self.client.create_run(self.experiment_id, run_name=name, tags=tags).info.run_id
+
+    def end_run(self, run_id: str, status: str = "FINISHED") -> None:
+        self.client.set_terminated(run_id, status)
+
+    @contextmanager
+    def run(self, name: str, tags: Mapping[str, str] | None = None, parent: str | None = None) -> Iterator[str]:
+        """A run that ends FINISHED, or FAILED / KILLED when the block raises."""
+        run_id = self.start_run(name, tags, parent)
+        try:
+            yield run_id
+        except KeyboardInterrupt:
+            self.end_run(run_id, "KILLED")
+            raise
+        except BaseException:
+            self.end_run(run_id, "FAILED")
+            raise
+        self.end_run(run_id)
+
+    def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
+        items = [Param(k[:250], str(v)[:6000]) for k, v in params.items()]
+        for i in range(0, len(items), 100):
+            self.client.log_batch(run_id, params=items[i : i + 100])
+
+    def log_metrics(self, run_id: str, metrics: Mapping[str, float], step: int = 0) -> None:
+        import time
+
+        now = int(time.time() * 1000)
+        self.client.log_batch(run_id, metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()])
+
+    def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
+        self.client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+    def log_artifact(self, run_id: str, path: str | Path, artifact_path: str | None = None) -> None:
+        self.client.log_artifact(run_id, str(path), artifact_path)
+
+    def lightning_logger(self, run_id: str):
+        from lightning.pytorch.loggers import MLFlowLogger
+
+        return MLFlowLogger(experiment_name=self.experiment_name, tracking_uri=self.tracking_uri, run_id=run_id)
+
+    def last_metrics(self, run_id: str) -> dict[str, float]:
+        return dict(self.client.get_run(run_id).data.metrics)
+
+    # --- models -----------------------------------------------------------------------------------------------------
+    def log_voice(self, run_id: str, voice_dir: Path, params: Mapping[str, Any], tags: Mapping[str, str]):
+        """Log the voice folder as a pyfunc model of ``run_id``; returns MLflow's ``ModelInfo`` (``model_id``)."""
+        from mockvox import __version__
+        from mockvox.train.pyfunc import VoicePyfunc, signature
+
+        with mlflow.start_run(run_id=run_id, experiment_id=self.experiment_id):
+            info = mlflow.pyfunc.log_model(
+                name=MODEL_ARTIFACT,
+                python_model=VoicePyfunc(),
+                artifacts={"voice": str(voice_dir)},
+                pip_requirements=[f"mockvox=={__version__}"],
+                signature=signature(),
+                params={k: str(v) for k, v in params.items()},
+                tags=dict(tags),
+            )
+        return info
+
+    def register(self, model_uri: str, name: str, tags: Mapping[str, str] | None = None):
+        """A new version of registered model ``name`` (``models:/name@latest`` resolves to the newest)."""
+        return mlflow.register_model(model_uri, name, tags=dict(tags or {}))

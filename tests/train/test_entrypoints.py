@@ -1,0 +1,101 @@
+"""Entry points on the real sample dataset: one-batch runs per stage and version, sweeps, the DVC pipeline."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mockvox.train.config import compose_train
+from mockvox.train.run import train
+from mockvox.train.tracking import Tracker
+
+pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("experiment", ["demo", "tiny_v4"])
+def test_fast_dev_run_of_both_stages_registers_nothing(dataset, experiment, tmp_path):
+    data_dir, file_id, _ = dataset
+    cfg = compose_train([f"experiment={experiment}", "debug=fdr", f"paths.data_dir={data_dir}",
+                         f"data.file_id={file_id}", "callbacks.progress=false",
+                         f"logger.experiment_name=fdr-{experiment}"])  # fmt: skip
+    result = train(cfg)
+    assert result.model_id is None and result.version is None
+    assert {
+        "sovits/train/loss_mel_step" if experiment == "demo" else "sovits/train/loss_cfm_step",
+        "gpt/train/loss_step",
+    } <= set(result.metrics)
+    tracker = Tracker.from_config(cfg.logger)
+    assert not tracker.client.search_registered_models(f"name='voice-{file_id}-fdr'")
+    runs = tracker.client.search_runs([tracker.experiment_id])
+    assert len(runs) == 3 and all(r.info.status == "FINISHED" for r in runs)  # parent + two stages
+
+
+def _env() -> dict:
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    return {
+        **os.environ,
+        "PATH": path,
+        "PYTHONPATH": str(REPO),
+        "DVC_NO_ANALYTICS": "1",
+        "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "0",
+    }
+
+
+def test_optuna_sweep_runs_and_tracks_two_jobs(dataset, tmp_path):
+    data_dir, file_id, _ = dataset
+    cmd = [sys.executable, "-m", "mockvox.train", "-m", "hparams_search=optuna", "experiment=demo",
+           "hydra.sweeper.n_trials=2", "hydra.sweeper.sampler.n_startup_trials=2", f"paths.data_dir={data_dir}",
+           f"data.file_id={file_id}", "data.min_items=4", "epochs.sovits=1", "epochs.gpt=1",
+           "callbacks.progress=false", "callbacks.samples.every_n_epochs=0", "name=sweep-voice",
+           "logger.experiment_name=sweep"]  # fmt: skip
+    proc = subprocess.run(cmd, cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    tracker = Tracker(f"sqlite:///{data_dir}/mlflow.db", "sweep")
+    parents = tracker.client.search_runs([tracker.experiment_id], "tags.`mockvox.stage` = ''") or [
+        r for r in tracker.client.search_runs([tracker.experiment_id]) if "mockvox.stage" not in r.data.tags
+    ]
+    assert len(parents) == 2
+    lrs = {r.data.params["gpt_train.scheduler.lr"] for r in parents}
+    assert len(lrs) == 2  # Optuna proposed two learning rates
+    versions = tracker.client.search_model_versions("name='sweep-voice'")
+    assert sorted(int(v.version) for v in versions) == [1, 2]
+    results = list((data_dir / "hydra" / "multirun").rglob("optimization_results.yaml"))
+    assert results, "the Optuna sweeper writes its best result"
+
+
+def test_dvc_repro_runs_prepare_features_train_on_the_sample(tmp_path, whisper_dir):
+    project = tmp_path / "project"
+    project.mkdir()
+    for name in ("dvc.yaml", "params.yaml", ".dvcignore"):
+        shutil.copy(REPO / name, project / name)
+    shutil.copytree(REPO / "conf", project / "conf")
+    (project / "samples").mkdir()
+    shutil.copy(REPO / "samples" / "voice_en.ogg", project / "samples")
+    for pkg in ("audio", "data", "text", "models", "modules", "train", "infer"):
+        (project / "mockvox" / pkg).mkdir(parents=True)  # dependency paths of the stages (code comes from PYTHONPATH)
+    for rel in ("mockvox/data/features.py", "mockvox/data/datasets.py", "mockvox/data/pipeline.py",
+                "mockvox/data/asr.py", "mockvox/data/prepare.py", "mockvox/train/build.py"):  # fmt: skip
+        shutil.copy(REPO / rel, project / rel)
+    shutil.copytree(whisper_dir, project / "pretrained")
+    env = _env()
+    for cmd in (["git", "init", "-q"], [sys.executable, "-m", "dvc", "init", "-q"]):
+        subprocess.run(cmd, cwd=project, check=True, env=env)
+    proc = subprocess.run([sys.executable, "-m", "dvc", "repro"], cwd=project, env=env, capture_output=True,
+                          text=True, timeout=900)  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    metrics = json.loads((project / "data" / "pipeline" / "train.json").read_text())
+    assert metrics["model_id"].startswith("m-") and metrics["epochs"] == {"sovits": 4, "gpt": 4}
+    features = json.loads((project / "data" / "pipeline" / "features.json").read_text())
+    assert features["items"] >= 2
+    assert (project / "dvc.lock").is_file()
+    again = subprocess.run(
+        [sys.executable, "-m", "dvc", "status"], cwd=project, env=env, capture_output=True, text=True
+    )
+    assert "up to date" in again.stdout.lower() or again.stdout.strip() == "", again.stdout
