@@ -5,6 +5,7 @@ Prints the model id (MLflow) as the last line; with a sweeper, returns ``optimiz
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 
@@ -18,7 +19,8 @@ from mockvox.train.config import expand_shorthands
 def main(cfg: DictConfig) -> float | None:
     from mockvox.train.run import train
 
-    result = train(cfg)
+    with contextlib.redirect_stdout(sys.stderr):  # progress bars: stdout keeps only the model id
+        result = train(cfg)
     print(json.dumps(result.as_dict(), indent=2, default=str), file=sys.stderr)
     print(result.model_id or result.voice_dir or "debug run: nothing registered")
     if cfg.get("optimized_metric"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -42,7 +43,10 @@ def cmd_train(args) -> None:
                  f"epochs.gpt={args.epochs_gpt}"]  # fmt: skip
     if args.no_denoise:
         overrides.append("data.denoise=false")
-    _report(train(compose_train(overrides + args.overrides)), args.json)
+    cfg = compose_train(overrides + args.overrides)
+    with contextlib.redirect_stdout(sys.stderr):  # progress bars and logs: stdout keeps only the result
+        result = train(cfg)
+    _report(result, args.json)
 
 
 def cmd_resume(args) -> None:
@@ -58,7 +62,9 @@ def cmd_resume(args) -> None:
     for item in args.overrides:
         key, _, value = item.partition("=")
         OmegaConf.update(cfg, key, yaml.safe_load(value) if value else None, force_add=True)
-    _report(train(cfg), args.json)
+    with contextlib.redirect_stdout(sys.stderr):
+        result = train(cfg)
+    _report(result, args.json)
 
 
 def cmd_info(args) -> None:
