@@ -56,9 +56,9 @@ def build(stage: str, size: str):
     cfg = compose_train([f"model={version}", f"model.size={size}", "pretrained=none", "data.file_id=x"])
     nets = build_networks(cfg, with_bert=False)
     if stage == "gpt":
-        module, _, _ = stages._gpt_parts(cfg, nets, features_dir=None)
+        module = stages.gpt_module(cfg, nets)
         return module, lambda b: gpt_batch(b)
-    module, _, _ = stages._sovits_parts(cfg, nets, features_dir=None)
+    module = stages.sovits_module(cfg, nets)
     ssl_dim = nets.hubert.hidden_size
     return module, lambda b: sovits_batch(b, ssl_dim, stage == "sovits_v4")
 

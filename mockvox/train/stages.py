@@ -67,42 +67,52 @@ def _scheduler(cfg: DictConfig):
     raise ValueError(f"gpt_train.scheduler.name must be constant or warmup_cosine, not {s.name!r}")
 
 
-def _gpt_parts(cfg: DictConfig, nets: Networks, features_dir: Path):
+def gpt_module(cfg: DictConfig, nets: Networks):
+    """The GPT stage's LightningModule (official optimiser, schedule, accumulation)."""
     import hydra
 
-    from mockvox.data.datasets import GPTDataModule
     from mockvox.train.gpt_module import GPTModule
 
     g = cfg.gpt_train
-    batch = max(1, g.batch_size // 2) if g.dpo else g.batch_size  # official: DPO halves the batch
     lr = {"lr": g.scheduler.lr} if g.scheduler.name == "constant" else {}  # constant: the optimiser runs at that lr
-    module = GPTModule(nets.gpt, hydra.utils.instantiate(g.optimizer, **lr), _scheduler(cfg), dpo=g.dpo,
-                       dpo_beta=g.dpo_beta, accumulate=g.accumulate)  # fmt: skip
+    return GPTModule(nets.gpt, hydra.utils.instantiate(g.optimizer, **lr), _scheduler(cfg), dpo=g.dpo,
+                     dpo_beta=g.dpo_beta, accumulate=g.accumulate)  # fmt: skip
+
+
+def _gpt_parts(cfg: DictConfig, nets: Networks, features_dir: Path):
+    from mockvox.data.datasets import GPTDataModule
+
+    g = cfg.gpt_train
+    batch = max(1, g.batch_size // 2) if g.dpo else g.batch_size  # official: DPO halves the batch
     data = GPTDataModule(features_dir, batch_size=batch, num_workers=cfg.data.num_workers,
                          min_items=cfg.data.min_items, seed=cfg.seed)  # fmt: skip
-    return module, data, 32000
+    return gpt_module(cfg, nets), data, 32000
+
+
+def sovits_module(cfg: DictConfig, nets: Networks):
+    """The SoVITS stage's LightningModule: v2 GAN fine-tune, or v4 LoRA (added here) on the CFM."""
+    t = cfg.model.sovits_train
+    common = dict(lr=t.lr, betas=tuple(t.betas), eps=t.eps, lr_decay=t.lr_decay)
+    if nets.version == "v2":
+        from mockvox.train.sovits_module import SovitsV2Module
+
+        return SovitsV2Module(nets.sovits, nets.discriminator, text_low_lr_rate=t.text_low_lr_rate,
+                              c_mel=t.c_mel, c_kl=t.c_kl, **common)  # fmt: skip
+    from mockvox.models.lora import add_lora, has_lora
+    from mockvox.train.sovits_module import SovitsV4Module
+
+    if not has_lora(nets.sovits):
+        add_lora(nets.sovits, t.lora_rank, t.lora_alpha)
+    return SovitsV4Module(nets.sovits, shortcut_prob=t.shortcut_prob, **common)
 
 
 def _sovits_parts(cfg: DictConfig, nets: Networks, features_dir: Path):
     from mockvox.data.datasets import SovitsDataModule
 
     t = cfg.model.sovits_train
-    common = dict(lr=t.lr, betas=tuple(t.betas), eps=t.eps, lr_decay=t.lr_decay)
-    if nets.version == "v2":
-        from mockvox.train.sovits_module import SovitsV2Module
-
-        module = SovitsV2Module(nets.sovits, nets.discriminator, text_low_lr_rate=t.text_low_lr_rate,
-                                c_mel=t.c_mel, c_kl=t.c_kl, **common)  # fmt: skip
-    else:
-        from mockvox.models.lora import add_lora, has_lora
-        from mockvox.train.sovits_module import SovitsV4Module
-
-        if not has_lora(nets.sovits):
-            add_lora(nets.sovits, t.lora_rank, t.lora_alpha)
-        module = SovitsV4Module(nets.sovits, shortcut_prob=t.shortcut_prob, **common)
     data = SovitsDataModule(features_dir, nets.version, batch_size=t.batch_size, num_workers=cfg.data.num_workers,
                             min_items=cfg.data.min_items, seed=cfg.seed)  # fmt: skip
-    return module, data, 32000 if nets.version == "v2" else 48000
+    return sovits_module(cfg, nets), data, 32000 if nets.version == "v2" else 48000
 
 
 def run_stage(stage: str, cfg: DictConfig, nets: Networks, features_dir: Path, tracker, run_id, resume, workdir: Path):
