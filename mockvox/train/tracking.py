@@ -48,8 +48,14 @@ class Tracker:
         self.tracking_uri = tracking_uri
         if tracking_uri.startswith("sqlite:///"):
             Path(tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        mlflow.set_tracking_uri(tracking_uri)
-        mlflow.set_registry_uri(registry_uri or tracking_uri)
+        saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+        mlflow.set_tracking_uri(tracking_uri)  # MLflow also exports these to os.environ: undo that, or every later
+        mlflow.set_registry_uri(registry_uri or tracking_uri)  # config composed in this process would inherit them
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
         self.client = MlflowClient(tracking_uri, registry_uri or tracking_uri)
         exp = self.client.get_experiment_by_name(experiment_name)
         if exp is None:

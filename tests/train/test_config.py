@@ -91,3 +91,15 @@ def test_random_quantizer_is_initialised_by_kmeans_on_the_data():
     assert book.embed.abs().max() < 100  # centroids of the data, no EMA blow-up of empty codes
     codes = nets.sovits.extract_latent(feats[0])
     assert codes.unique().numel() > 20
+
+
+def test_a_tracker_does_not_leak_its_store_into_later_configs(tmp_path, monkeypatch):
+    import os
+
+    from mockvox.train.tracking import Tracker
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    Tracker(f"sqlite:///{tmp_path}/a/mlflow.db", "leak-check")
+    assert "MLFLOW_TRACKING_URI" not in os.environ
+    cfg = compose_train(["data.file_id=x", f"paths.data_dir={tmp_path}/b"])
+    assert cfg.logger.tracking_uri == f"sqlite:///{tmp_path}/b/mlflow.db"

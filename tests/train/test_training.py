@@ -168,3 +168,21 @@ def test_interrupted_training_leaves_the_old_model_intact(trained, monkeypatch, 
     again = download_voice(tracker, first.model_id, tmp_path / "after")
     assert {p.name: p.read_bytes() for p in again.iterdir() if p.is_file()} == digest
     assert mlflow.pyfunc.load_model(f"models:/{first.model_id}") is not None
+
+
+def test_tiny_v4_trains_registers_and_predicts_48khz(dataset):
+    import pandas as pd
+
+    data_dir, file_id, _ = dataset
+    cfg = compose_train(["experiment=tiny_v4", f"paths.data_dir={data_dir}", f"data.file_id={file_id}",
+                         "callbacks.progress=false", "logger.experiment_name=v4", "name=v4-voice"])  # fmt: skip
+    result = train(cfg)
+    assert result.model_id.startswith("m-") and result.version == 1
+    model = mlflow.pyfunc.load_model("models:/v4-voice@latest")
+    row = {"text": "Hello there.", "ref_audio": str(_reference(SAMPLES / "voice_en.ogg")),
+           "prompt_text": "This is a test.", "prompt_lang": "en", "text_lang": "en"}  # fmt: skip
+    out = model.predict(pd.DataFrame([row]), params={"seed": 2, "max_tokens": 20, "sample_steps": 4})
+    audio = out.iloc[0]["audio"]
+    pause = int(0.3 * 48000)
+    assert out.iloc[0]["sample_rate"] == 48000 and np.isfinite(audio).all()
+    assert 10 * 1920 <= len(audio) - pause <= 20 * 1920 and (len(audio) - pause) % 1920 == 0  # 1920 samples/token
