@@ -26,6 +26,7 @@ import torch
 from mockvox.audio.io import AudioError, load_audio, resample
 from mockvox.audio.mel_v4 import mel_v4, norm_spec
 from mockvox.audio.spectral import spectrogram_torch
+from mockvox.data.features import semantic_codes
 from mockvox.infer.loading import LoadedVoice
 from mockvox.models.hubert import SAMPLE_RATE as HUBERT_RATE
 from mockvox.models.hubert import pad_prompt
@@ -150,11 +151,6 @@ def _read_reference(ref_audio: RefAudio) -> tuple[np.ndarray, int, str]:
     return audio, int(sr), hashlib.sha256(audio.tobytes() + str(sr).encode()).hexdigest()
 
 
-def _semantic_codes(sovits: torch.nn.Module, ssl: torch.Tensor) -> torch.Tensor:
-    """``extract_latent`` of either generator (v4 has the same ``ssl_proj`` + quantizer): [B, C, T50] -> [1, B, T25]."""
-    return sovits.quantizer.encode(sovits.ssl_proj(ssl)).transpose(0, 1)
-
-
 class _Rng:
     """Seeded randomness kept apart from the process: a generator for GPT sampling and a private copy of the global
     RNG for the ``randn`` draws inside SoVITS (prior noise, CFM start), restored around each use."""
@@ -244,7 +240,7 @@ class Synthesizer:
                 f"{REF_SECONDS[0]:g}-{REF_SECONDS[1]:g} s"
             )
         ssl = v.hubert(pad_prompt(torch.from_numpy(wav16)).to(v.device))  # [1, C, T50]
-        codes = _semantic_codes(v.sovits, ssl.to(v.dtype))[0]  # [1, P]
+        codes = semantic_codes(v.sovits, ssl.to(v.dtype))[0]  # [1, P]
         raw32 = torch.from_numpy(resample(audio, sr, SPEC_RATE)).unsqueeze(0).to(v.device)  # [1, N]
         peak = float(raw32.abs().max())
         ref32 = raw32 / min(2.0, peak) if peak > 1 else raw32
