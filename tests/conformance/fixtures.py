@@ -1,6 +1,6 @@
-"""Access to a GPT-SoVITS golden-fixture folder (format: ``../shared/fixtures/gpt-sovits/README.md``).
+"""Access to a GPT-SoVITS golden-fixture folder (format: ``tests/fixtures/gpt-sovits/README.md``).
 
-The folder comes from ``MOCKVOX_FIXTURES`` (default ``../shared/fixtures/gpt-sovits`` beside the repo). Cases are
+The folder comes from ``MOCKVOX_FIXTURES`` (default ``tests/fixtures/gpt-sovits`` inside the repository). Cases are
 discovered from the folder, and the weight scheme module is imported from the folder under test, never copied.
 """
 
@@ -20,7 +20,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def fixtures_dir() -> Path:
-    return Path(os.environ.get("MOCKVOX_FIXTURES", REPO_ROOT.parent / "shared" / "fixtures" / "gpt-sovits")).resolve()
+    return Path(os.environ.get("MOCKVOX_FIXTURES", REPO_ROOT / "tests" / "fixtures" / "gpt-sovits")).resolve()
 
 
 def case_names(prefix: str) -> list[str]:

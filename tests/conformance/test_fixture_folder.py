@@ -1,6 +1,7 @@
 """The fixture folder itself is usable: scheme fingerprints and case discovery."""
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -18,9 +19,21 @@ def test_fixture_folder_is_present():
     assert (fixtures_dir() / "keys").is_dir()
 
 
-pytestmark = pytest.mark.skipif(not fixtures_dir().is_dir(), reason="no GPT-SoVITS fixture folder")
+needs_folder = pytest.mark.skipif(not fixtures_dir().is_dir(), reason="no GPT-SoVITS fixture folder")
 
 
+def case_names_in(root: Path) -> list[str]:
+    return [p.name for p in root.iterdir() if (p / "case.json").is_file()]
+
+
+def test_default_folder_is_inside_the_repository():
+    """A clone alone carries its golden data: the default needs nothing beside the repository."""
+    default = Path(__file__).resolve().parents[1] / "fixtures" / "gpt-sovits"
+    assert (default / "README.md").is_file() and (default / "deterministic_weights.py").is_file()
+    assert len(case_names_in(default)) >= 10
+
+
+@needs_folder
 def test_cases_discovered():
     names = case_names("")
     assert any(n.startswith("t2s_") for n in names)
@@ -28,6 +41,7 @@ def test_cases_discovered():
     assert any(n.startswith("v4_") for n in names)
 
 
+@needs_folder
 def test_scheme_is_deterministic():
     shapes = {"model.bert_proj.weight": (512, 1024), "dec.ups.0.weight_g": (512, 1, 1)}
     a = scheme_state_dict(shapes, seed=1)
@@ -37,6 +51,7 @@ def test_scheme_is_deterministic():
     assert a["dec.ups.0.weight_g"].sub(1).abs().max() < 1  # R9: 1 + 0.1*x
 
 
+@needs_folder
 def test_case_check_rejects_wrong_values():
     case = load_case(case_names("t2s_logits")[0])
     good = case.expected("single_logits")

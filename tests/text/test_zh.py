@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,8 @@ import pytest
 from mockvox.text import SYMBOLS, clean_text, cleaned_text_to_sequence
 from mockvox.text.chinese import syllable_to_phones, text_normalize
 
-FIXTURE_SYMBOLS = Path(__file__).parents[2] / ".." / "shared" / "fixtures" / "gpt-sovits" / "keys" / "symbols_v2.json"
+FIXTURES = Path(os.environ.get("MOCKVOX_FIXTURES", Path(__file__).parents[1] / "fixtures" / "gpt-sovits"))
+FIXTURE_SYMBOLS = FIXTURES / "keys" / "symbols_v2.json"
 
 
 def test_symbol_table_matches_official():
@@ -18,8 +20,7 @@ def test_symbol_table_matches_official():
     assert digest == "9bf47d8a75cc0b8660fad090f3f6aedcac1a480fa47865cdd4d06f114a2e0c84"
     ids = {s: SYMBOLS.index(s) for s in ("!", ",", "SP", "UNK", "_", "[", "]", "停", "空")}
     assert ids == {"!": 0, ",": 1, "SP": 77, "UNK": 86, "_": 95, "[": 322, "]": 323, "停": 351, "空": 352}
-    if FIXTURE_SYMBOLS.exists():
-        assert json.loads(FIXTURE_SYMBOLS.read_text())["symbols"] == SYMBOLS
+    assert json.loads(FIXTURE_SYMBOLS.read_text())["symbols"] == SYMBOLS
     assert cleaned_text_to_sequence(["AA", "not-a-phone"]) == [5, 86]
 
 
