@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from mockvox.models.t2s import Text2Semantic
 from mockvox.models.t2s_decode import SamplingConfig, generate
+from mockvox.precision import hardware_line
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16, "int8": torch.bfloat16}
 
@@ -118,6 +119,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     x, bert, prompts = (t.to(args.device) for t in workload())
     print(f"device {args.device}, threads {torch.get_num_threads()}, torch {torch.__version__}")
+    print(hardware_line(args.device))
     print(f"workload: {x.numel()} phones + {prompts.shape[1]} prompt tokens -> {args.tokens} tokens")
     runs = {}  # name -> (model, callable); repeats are interleaved so that load changes hit every variant alike
     if not args.no_baseline:

@@ -18,6 +18,7 @@ import time
 import torch
 
 from mockvox.models.sovits_v2 import SynthesizerTrn
+from mockvox.precision import hardware_line
 
 SAMPLE_RATE = 32000
 N_CODES, N_PHONES, REF_FRAMES = 200, 100, 250
@@ -70,6 +71,7 @@ def main() -> None:
             wall, cpu, _ = _decode(model, args)
             walls[name].append(wall)
             cpus[name].append(cpu)
+    print(hardware_line("cpu"))
     print(f"threads={opts.threads} codes={N_CODES} phones={N_PHONES} ref_frames={REF_FRAMES} repeats={opts.repeats}")
     reference = wavs[opts.variants[0]]
     for name in models:

@@ -53,7 +53,7 @@ def build(stage: str, size: str):
     from mockvox.train.build import build_networks
 
     version = "v4" if stage == "sovits_v4" else "v2"
-    cfg = compose_train([f"model={version}", f"model.size={size}", "pretrained=none", "data.file_id=x"])
+    cfg = compose_train([f"model={version}", f"model/size={size}", "pretrained=none", "data.file_id=x"])
     nets = build_networks(cfg, with_bert=False)
     if stage == "gpt":
         module = stages.gpt_module(cfg, nets)

@@ -21,6 +21,7 @@ import torch
 
 from mockvox.models.sovits_v4 import ChunkConfig, SynthesizerTrnV3, align_prompt, generate_sequential
 from mockvox.models.vocoder_v4 import build_vocoder
+from mockvox.precision import hardware_line
 
 OFFICIAL = {"decode_encp_s": 0.37, "cfm_step_1000_s": 3.3, "cfm_8_steps_s": 44.0, "cfm_32_steps_s": 169.8}
 OFFICIAL["vocoder_s"] = 1.83
@@ -228,6 +229,7 @@ def main() -> None:
     parser.add_argument("--ab-only", action="store_true", help="only the interleaved per-step A/B vs official ops")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    print(hardware_line("cpu"), flush=True)
     torch.manual_seed(0)
     model = realistic_init(SynthesizerTrnV3()).eval()
     ab = ab_step(model.cfm.estimator, args.repeats)

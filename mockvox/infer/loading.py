@@ -9,12 +9,13 @@ A folder holds ``mockvox.yaml`` and official-format exports, so GPT-SoVITS can l
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import shutil
 import uuid
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,12 +36,12 @@ from mockvox.models.sovits_v2 import SynthesizerTrn
 from mockvox.models.sovits_v4 import SynthesizerTrnV3
 from mockvox.models.t2s import T2SConfig, Text2Semantic
 from mockvox.models.vocoder_v4 import V4_VOCODER, build_vocoder, load_vocoder
+from mockvox.precision import capabilities, describe_plan, plan
 from mockvox.pretrained import PretrainedMissing, default_dir
 from mockvox.text.bert import Bert, load_bert
 
 CONFIG_NAME = "mockvox.yaml"
 VERSIONS = ("v2", "v4")
-PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 PRETRAINED = {  # official files, relative to pretrained_dir
     "sovits_base": "gsv-v4-pretrained/s2Gv4.pth",
     "vocoder": "gsv-v4-pretrained/vocoder.pth",
@@ -49,6 +50,7 @@ PRETRAINED = {  # official files, relative to pretrained_dir
 }
 MEL_FRAME_RATE = 100  # v4 mel frames per second (32 kHz / hop 320); the vocoder upsamples each frame
 V2_SAMPLE_RATE = 32000
+log = logging.getLogger(__name__)
 _RESERVED = ("version", "sample_rate", "gpt", "sovits", "sovits_base", "vocoder", "hubert", "bert")
 
 
@@ -65,7 +67,8 @@ class LoadedVoice:
     vocoder: nn.Module | None  # v4 only
     config: dict  # the parsed mockvox.yaml
     device: torch.device = torch.device("cpu")
-    dtype: torch.dtype = torch.float32
+    dtype: torch.dtype = torch.float32  # the SoVITS generator's (its inputs are cast to it)
+    precision: dict[str, torch.dtype] = field(default_factory=dict)  # per network: gpt, sovits, vocoder, hubert
 
 
 # --- loading ----------------------------------------------------------------------------------------------------------
@@ -108,12 +111,13 @@ class _Resolver:
         return path
 
 
-def _precision(precision: str, device: torch.device) -> torch.dtype:
-    if precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {precision!r}; accepted: {', '.join(PRECISIONS)}")
-    if precision == "fp16" and device.type == "cpu":
-        raise ValueError("precision fp16 needs a GPU; on the CPU use fp32 or bf16")
-    return PRECISIONS[precision]
+def choose_precision(precision: str | Mapping[str, str], device: torch.device) -> dict[str, torch.dtype]:
+    """Per-network dtypes for ``precision`` on ``device`` (see :mod:`mockvox.precision`), said in one log line."""
+    caps = capabilities(device)
+    chosen = plan(precision, caps)
+    if precision != "fp32":
+        log.info("%s", describe_plan(precision, chosen, caps))
+    return chosen
 
 
 def _load_gpt(path: Path, entry: Mapping) -> Text2Semantic:
@@ -146,9 +150,12 @@ def load_voice(
     model_dir: str | os.PathLike,
     pretrained_dir: str | os.PathLike | None = None,
     device: str | torch.device = "cpu",
-    precision: str = "fp32",
+    precision: str | Mapping[str, str] = "fp32",
 ) -> LoadedVoice:
     """Load a model folder written by :func:`write_voice` (``{pretrained: X}`` parts come from ``pretrained_dir``).
+
+    ``precision`` ``bf16`` / ``fp16`` gives each network the reduced precision where this hardware runs it fast
+    (:func:`mockvox.precision.plan`); a mapping ``{"gpt": "bf16", "sovits": "fp32", ...}`` is taken as given.
 
     Raises:
         FileNotFoundError: the folder or one of its files is missing (``PretrainedMissing`` for pretrained parts).
@@ -157,7 +164,7 @@ def load_voice(
     model_dir = Path(model_dir)
     config = read_voice_config(model_dir)
     device = torch.device(device)
-    dtype = _precision(precision, device)
+    dtypes = choose_precision(precision, device)
     resolve = _Resolver(model_dir, Path(pretrained_dir) if pretrained_dir is not None else default_dir())
     version = config["version"]
     gpt = _load_gpt(resolve("GPT", config["gpt"]), config["gpt"])
@@ -168,23 +175,24 @@ def load_voice(
     else:
         sovits = _load_sovits_v4(sovits_path, sovits_kwargs, config["sovits_base"], resolve)
         vocoder = load_vocoder(resolve("vocoder", config["vocoder"]), **(config["vocoder"].get("kwargs") or {}))
-        vocoder = vocoder.to(device, dtype).eval()
-    hubert = HubertSSL.from_pretrained(resolve("HuBERT", config["hubert"], "config.json"), dtype=dtype)
+        vocoder = vocoder.to(device, dtypes["vocoder"]).eval()
+    hubert = HubertSSL.from_pretrained(resolve("HuBERT", config["hubert"], "config.json"), dtype=dtypes["hubert"])
     bert = None
     if config.get("bert"):
         bert = load_bert(resolve("BERT", config["bert"], "config.json"), str(device), local_files_only=True)
-    gpt = gpt.to(device).prepare_inference(dtype)
+    gpt = gpt.to(device).prepare_inference(dtypes["gpt"])
     return LoadedVoice(
         version=version,
         sample_rate=int(config.get("sample_rate") or _sample_rate(version, config.get("vocoder"))),
         gpt=gpt,
-        sovits=sovits.to(device, dtype).eval(),
+        sovits=sovits.to(device, dtypes["sovits"]).eval(),
         hubert=hubert.to(device).eval(),
         bert=bert,
         vocoder=vocoder,
         config=config,
         device=device,
-        dtype=dtype,
+        dtype=dtypes["sovits"],
+        precision=dtypes,
     )
 
 

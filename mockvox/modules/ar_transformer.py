@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mockvox.precision import note_plain_bf16_fallback, onednn_bf16
+
 
 def _pack(weight: torch.Tensor, int8: bool = False):
     """Inference copy of a CPU bf16 weight: oneDNN-packed bf16, or per-row int8 + scales; None where unsupported."""
@@ -25,6 +27,9 @@ def _pack(weight: torch.Tensor, int8: bool = False):
             q = (w.float() / scales[:, None]).round().clamp(-127, 127).to(torch.int8)
             torch._weight_int8pack_mm(w.new_zeros(1, w.shape[1]), q, scales.to(w.dtype))  # probe the kernel
             return q, scales.to(w.dtype)
+        if not onednn_bf16():
+            note_plain_bf16_fallback()
+            return None
         return torch.ops.mkldnn._reorder_linear_weight(w, 1)
     except (RuntimeError, AttributeError):
         return None

@@ -20,6 +20,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
+from mockvox.precision import note_plain_bf16_fallback, onednn_bf16
+
 _ONEDNN = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
 
 
@@ -31,9 +33,16 @@ def _onednn_ok(layer: nn.Module, x: Tensor) -> bool:
         and layer.bias is not None
         and x.device.type == "cpu"
         and x.dtype == w.dtype
-        and w.dtype in (torch.float32, torch.bfloat16)
+        and (w.dtype == torch.float32 or (w.dtype == torch.bfloat16 and _bf16_kernels()))
         and not (torch.is_grad_enabled() and (w.requires_grad or x.requires_grad))
     )
+
+
+def _bf16_kernels() -> bool:
+    if onednn_bf16():
+        return True
+    note_plain_bf16_fallback()
+    return False
 
 
 def _bf16_packed(layer: nn.Linear) -> Tensor:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import logging
 
 import pytest
 import torch
@@ -11,6 +12,7 @@ import yaml
 from mockvox.checkpoints import read_checkpoint
 from mockvox.infer.loading import CONFIG_NAME, load_voice, write_voice
 from mockvox.models.lora import V4_LORA_HEADER, merge_lora
+from mockvox.precision import NETWORKS, capabilities, plan
 from mockvox.pretrained import PretrainedMissing
 from tests.infer import V2_KWARGS, tiny_gpt, tiny_hubert, tiny_v2, tiny_v4, tiny_vocoder, write_v2, write_v4
 
@@ -102,6 +104,20 @@ def test_missing_folder_and_bad_precision(tmp_path) -> None:
     with pytest.raises(ValueError, match="GPU"):
         load_voice(folder, precision="fp16")
     voice = load_voice(folder, precision="bf16")
-    assert voice.dtype == torch.bfloat16
-    assert next(voice.sovits.parameters()).dtype == torch.bfloat16
-    assert next(voice.gpt.parameters()).dtype == torch.bfloat16
+    assert voice.precision == plan("bf16", capabilities("cpu"))  # what this CPU runs fast
+    assert next(voice.sovits.parameters()).dtype == voice.dtype == voice.precision["sovits"]
+    assert next(voice.gpt.parameters()).dtype == torch.bfloat16  # bandwidth-bound: bf16 on every CPU
+    every = dict.fromkeys(NETWORKS, "bf16")
+    voice = load_voice(folder, precision=every)
+    assert {next(voice.sovits.parameters()).dtype, next(voice.hubert.parameters()).dtype} == {torch.bfloat16}
+
+
+def test_bf16_without_cpu_support_keeps_the_convolutions_in_fp32(tmp_path, monkeypatch, caplog) -> None:
+    monkeypatch.setenv("MOCKVOX_CPU_BF16", "off")
+    with caplog.at_level(logging.INFO, logger="mockvox.infer.loading"):
+        voice = load_voice(write_v2(tmp_path / "voice"), precision="bf16")
+    assert voice.precision == {"gpt": torch.bfloat16, "sovits": torch.float32, "vocoder": torch.float32,
+                               "hubert": torch.float32}  # fmt: skip
+    assert next(voice.sovits.parameters()).dtype == torch.float32
+    assert next(voice.hubert.parameters()).dtype == torch.float32
+    assert any("bf16 kernels: none): gpt=bf16 sovits=fp32" in r.getMessage() for r in caplog.records)

@@ -1,0 +1,145 @@
+"""What reduced precision the hardware runs well, and the per-network precision chosen from it.
+
+A request for ``bf16`` is a request for speed: each network gets bfloat16 only where the hardware found runs that
+network's operations fast in bfloat16, else float32. The table (measured with ``benchmarks/bench_precision.py``):
+
+| hardware | GPT (bandwidth-bound GEMV) | SoVITS, vocoder, HuBERT (convolutions, batched matmul) |
+|---|---|---|
+| CUDA with bf16 | bf16 | bf16 |
+| CPU with bf16 dot products (AVX512-BF16 / AMX) | bf16, oneDNN-packed | bf16 |
+| CPU with oneDNN bf16 but no bf16 dot products (AVX-512 only) | bf16, oneDNN-packed | fp32 |
+| CPU without oneDNN bf16 (AVX2) | bf16, plain matmul | fp32 (bf16 convolutions are 15-46x slower) |
+
+The kernel-level probes (:func:`onednn_bf16`) guard every oneDNN bf16 call, so a network cast to bf16 by hand still
+runs (through the plain kernels) where oneDNN has no bf16 path. ``MOCKVOX_CPU_BF16=off`` makes the probes answer
+no, as on a CPU without bf16 support (the tests force this to check the fallbacks).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+
+import torch
+
+log = logging.getLogger(__name__)
+
+NAMES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+NETWORKS = ("gpt", "sovits", "vocoder", "hubert")
+_BANDWIDTH_BOUND = {"gpt"}  # decoding reads every weight once per token: halving the bytes pays on any CPU
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What one device offers for reduced precision."""
+
+    device: str  # "cpu" | "cuda" | ...
+    isa: str  # ATen's CPU kernel level ("AVX512", "AVX2", "DEFAULT") or the GPU name
+    onednn_bf16: bool  # oneDNN has bf16 kernels here (AVX512BW/VL/DQ or AVX-NE-CONVERT)
+    native_bf16: bool  # bf16 dot-product instructions (AVX512-BF16 / AMX on CPU; bf16 support on GPU)
+
+    def describe(self) -> str:
+        if self.device != "cpu":
+            return f"{self.device} ({self.isa}, bf16 {'yes' if self.native_bf16 else 'no'})"
+        kernels = "native" if self.native_bf16 else ("oneDNN, emulated" if self.onednn_bf16 else "none")
+        return f"cpu ({self.isa}, bf16 kernels: {kernels})"
+
+
+def _forced_off() -> bool:
+    return os.environ.get("MOCKVOX_CPU_BF16", "auto").strip().lower() in ("off", "0", "false", "no")
+
+
+# oneDNN ISA limits (ONEDNN_MAX_CPU_ISA) that still include bf16 dot products; "ALL" is the default (no limit).
+_BF16_DOT_ISAS = {"ALL", "AVX512_CORE_BF16", "AVX512_CORE_FP16", "AVX512_CORE_AMX", "AVX512_CORE_AMX_FP16"}
+_BF16_DOT_ISAS |= {"AVX10_1_512", "AVX10_1_512_AMX", "AVX10_1_512_AMX_FP16", "AVX10_2_512", "AVX10_2_512_AMX_2"}
+
+
+@cache
+def _cpu_probe() -> tuple[bool, bool]:
+    try:
+        onednn = bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        onednn = False
+    cpu = getattr(torch, "cpu", None)
+    dot = any(getattr(cpu, name, lambda: False)() for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
+    isa_cap = os.environ.get("ONEDNN_MAX_CPU_ISA", "ALL").strip().upper() or "ALL"
+    return onednn, onednn and dot and isa_cap in _BF16_DOT_ISAS
+
+
+def onednn_bf16() -> bool:
+    """True when oneDNN's bf16 kernels (weight reorder, fused linear) run on this CPU."""
+    return not _forced_off() and _cpu_probe()[0]
+
+
+def capabilities(device: str | torch.device = "cpu") -> Capabilities:
+    """Probe ``device`` (cheap after the first call)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        return Capabilities("cuda", torch.cuda.get_device_name(index), True, torch.cuda.is_bf16_supported())
+    if device.type != "cpu":
+        return Capabilities(device.type, device.type, False, False)
+    onednn, native = (False, False) if _forced_off() else _cpu_probe()
+    return Capabilities("cpu", torch.backends.cpu.get_cpu_capability(), onednn, native)
+
+
+def _dtype(name: str) -> torch.dtype:
+    if name not in NAMES:
+        raise ValueError(f"unknown precision {name!r}; accepted: {', '.join(NAMES)}")
+    return NAMES[name]
+
+
+def plan(requested: str | Mapping[str, str], caps: Capabilities) -> dict[str, torch.dtype]:
+    """Per-network dtypes for a requested precision on hardware ``caps``.
+
+    A name (``fp32``, ``bf16``, ``fp16``) is a wish that each network gets where it is fast; a mapping
+    ``{network: name}`` is taken as given (networks it leaves out run fp32).
+
+    Raises:
+        ValueError: an unknown precision or network name, or fp16 on a CPU.
+    """
+    if isinstance(requested, Mapping):
+        unknown = sorted(set(requested) - set(NETWORKS))
+        if unknown:
+            raise ValueError(f"unknown networks {unknown} in precision; accepted: {', '.join(NETWORKS)}")
+        chosen = {net: _dtype(requested.get(net, "fp32")) for net in NETWORKS}
+    else:
+        wish = _dtype(requested)
+        chosen = {net: wish if _fast(wish, net, caps) else torch.float32 for net in NETWORKS}
+    if caps.device == "cpu" and torch.float16 in chosen.values():
+        raise ValueError("precision fp16 needs a GPU; on the CPU use fp32 or bf16")
+    return chosen
+
+
+def _fast(dtype: torch.dtype, network: str, caps: Capabilities) -> bool:
+    if dtype == torch.float32:
+        return True
+    if caps.device == "cuda":
+        return dtype == torch.float16 or caps.native_bf16
+    if caps.device != "cpu" or dtype != torch.bfloat16:
+        return caps.device == "cpu"  # fp16 on a CPU is refused by plan(); other devices stay fp32
+    if caps.native_bf16:
+        return True
+    return network in _BANDWIDTH_BOUND and caps.isa != "DEFAULT"  # vector bf16 conversions at least (AVX2)
+
+
+def describe_plan(requested: str | Mapping[str, str], chosen: Mapping[str, torch.dtype], caps: Capabilities) -> str:
+    """One line naming the hardware and what each network runs in."""
+    names = {v: k for k, v in NAMES.items()}
+    parts = " ".join(f"{net}={names[chosen[net]]}" for net in NETWORKS)
+    return f"precision {requested} on {caps.describe()}: {parts}"
+
+
+@cache
+def note_plain_bf16_fallback() -> None:
+    """Say once that oneDNN's bf16 kernels are unavailable and the plain ones are used."""
+    log.info("oneDNN bf16 kernels unavailable on this CPU (need AVX512BW/VL/DQ or AVX-NE-CONVERT): plain bf16 matmul")
+
+
+def hardware_line(device: str | torch.device = "cpu") -> str:
+    """What ``precision=bf16`` picks on ``device``: for benchmark output and ``mockvox`` diagnostics."""
+    caps = capabilities(device)
+    return describe_plan("bf16", plan("bf16", caps), caps)

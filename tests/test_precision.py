@@ -1,0 +1,135 @@
+"""Reduced precision by capability: the per-network table, the forced-off probe, and oneDNN without bf16."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+from mockvox.modules.dit import linear
+from mockvox.precision import Capabilities, capabilities, describe_plan, onednn_bf16, plan
+from tests.conftest import REPO_ROOT
+
+BF, FP = torch.bfloat16, torch.float32
+AVX2 = Capabilities("cpu", "AVX2", onednn_bf16=False, native_bf16=False)
+AVX512 = Capabilities("cpu", "AVX512", onednn_bf16=True, native_bf16=False)
+AMX = Capabilities("cpu", "AVX512", onednn_bf16=True, native_bf16=True)
+OLD_CPU = Capabilities("cpu", "DEFAULT", onednn_bf16=False, native_bf16=False)
+
+
+@pytest.mark.parametrize(
+    ("caps", "expected"),
+    [
+        (AVX2, {"gpt": BF, "sovits": FP, "vocoder": FP, "hubert": FP}),
+        (AVX512, {"gpt": BF, "sovits": FP, "vocoder": FP, "hubert": FP}),
+        (AMX, {"gpt": BF, "sovits": BF, "vocoder": BF, "hubert": BF}),
+        (OLD_CPU, {"gpt": FP, "sovits": FP, "vocoder": FP, "hubert": FP}),
+        (Capabilities("cuda", "H100", True, True), {"gpt": BF, "sovits": BF, "vocoder": BF, "hubert": BF}),
+        (Capabilities("cuda", "T4", True, False), {"gpt": FP, "sovits": FP, "vocoder": FP, "hubert": FP}),
+    ],
+)
+def test_bf16_goes_only_where_the_hardware_runs_it_fast(caps, expected) -> None:
+    assert plan("bf16", caps) == expected
+    assert plan("fp32", caps) == dict.fromkeys(expected, FP)
+
+
+def test_fp16_on_gpu_explicit_mappings_and_errors() -> None:
+    assert set(plan("fp16", Capabilities("cuda", "T4", True, False)).values()) == {torch.float16}
+    assert plan({"gpt": "bf16", "sovits": "bf16"}, AVX2) == {"gpt": BF, "sovits": BF, "vocoder": FP, "hubert": FP}
+    with pytest.raises(ValueError, match="accepted: fp32, bf16, fp16"):
+        plan("int4", AVX2)
+    with pytest.raises(ValueError, match="needs a GPU"):
+        plan("fp16", AMX)
+    with pytest.raises(ValueError, match="unknown networks \\['dit'\\]"):
+        plan({"dit": "bf16"}, AMX)
+    line = describe_plan("bf16", plan("bf16", AVX2), AVX2)
+    assert line == "precision bf16 on cpu (AVX2, bf16 kernels: none): gpt=bf16 sovits=fp32 vocoder=fp32 hubert=fp32"
+
+
+def test_forcing_the_probe_off(monkeypatch) -> None:
+    monkeypatch.setenv("MOCKVOX_CPU_BF16", "off")
+    assert not onednn_bf16()
+    caps = capabilities("cpu")
+    assert not caps.onednn_bf16 and not caps.native_bf16
+    assert plan("bf16", caps)["sovits"] == FP
+
+
+def test_dit_linear_falls_back_to_the_plain_bf16_matmul(monkeypatch) -> None:
+    layer = torch.nn.Linear(64, 48).to(BF)
+    x = torch.randn(2, 5, 64, dtype=BF)
+    monkeypatch.setenv("MOCKVOX_CPU_BF16", "off")
+    with torch.inference_mode():
+        got = linear(layer, x, gelu=True)
+    assert "_onednn_packed" not in layer.__dict__  # the oneDNN reorder was never asked for
+    want = torch.nn.functional.gelu(layer.float()(x.float()), approximate="tanh")
+    assert (got.float() - want).abs().max() < 0.05
+
+
+def test_gpt_bf16_decoding_without_onednn_bf16(monkeypatch) -> None:
+    from tests.infer import tiny_gpt
+
+    monkeypatch.setenv("MOCKVOX_CPU_BF16", "off")
+    gpt = tiny_gpt().prepare_inference(BF)
+    packed = [m.packed for m in gpt.modules() if hasattr(m, "packed")]
+    assert packed and all(p is None for p in packed)
+    assert next(gpt.parameters()).dtype == BF
+
+
+# Run on the real oneDNN limited to AVX2 (as on an AMD EPYC without AVX-512): on an AVX-512 machine this is where the
+# unguarded reorder raised "bf16 path needs the cpu support avx_ne_convert or avx512bw, avx512vl and avx512dq".
+_AVX2_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+
+    import numpy as np
+    import torch
+
+    from mockvox.audio.io import load_audio
+    from mockvox.infer.loading import load_voice
+    from mockvox.infer.pipeline import SynthesisParams, Synthesizer
+    from mockvox.precision import capabilities, onednn_bf16
+    from tests.conftest import SAMPLES
+    from tests.infer import write_v4
+
+    assert not onednn_bf16(), "oneDNN limited to AVX2 must report no bf16 kernels"
+    assert capabilities("cpu").isa == "AVX2"
+    audio, sr = load_audio(SAMPLES / "voice_en.ogg")
+    ref = (audio[sr // 2 : sr // 2 + 5 * sr], sr)
+    folder = write_v4(Path(sys.argv[1]) / "v4")
+    every = dict.fromkeys(("gpt", "sovits", "vocoder", "hubert"), "bf16")
+    for precision in ("bf16", every):  # the plan, and every network in bf16 through the plain kernels
+        voice = load_voice(folder, precision=precision)
+        params = SynthesisParams(seed=0, max_tokens=6, sample_steps=2)
+        rate, wav = Synthesizer(voice).synthesize(ref, "Hello there.", "en", "Good morning.", "en", params)
+        assert np.isfinite(wav).all() and len(wav) > 0, precision
+        print({k: str(v) for k, v in voice.precision.items()})
+    print("ok")
+    """
+)
+
+
+def test_bf16_paths_run_on_onednn_without_bf16(tmp_path) -> None:
+    env = {**os.environ, "ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2", "PYTHONPATH": str(REPO_ROOT)}
+    script = tmp_path / "avx2.py"
+    script.write_text(_AVX2_SCRIPT)
+    run = subprocess.run(
+        [sys.executable, str(script), str(tmp_path)], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    lines = run.stdout.strip().splitlines()
+    assert lines[-1] == "ok"
+    assert "'sovits': 'torch.float32'" in lines[0] and "'gpt': 'torch.bfloat16'" in lines[0]  # the AVX2 plan
+    assert "'sovits': 'torch.bfloat16'" in lines[1]
+
+
+def test_onednn_limited_below_bf16_dot_products_keeps_convolutions_fp32() -> None:
+    """As on an AVX-512 CPU without AVX512-BF16 (Skylake): bf16 convolutions would be emulated, so fp32."""
+    code = "from mockvox.precision import capabilities, plan; c = capabilities(); print(c.native_bf16, plan('bf16', c))"
+    env = {**os.environ, "ONEDNN_MAX_CPU_ISA": "AVX512_CORE", "PYTHONPATH": str(REPO_ROOT)}
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert run.stdout.startswith("False ") and "'sovits': torch.float32" in run.stdout
