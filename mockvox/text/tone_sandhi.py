@@ -11,6 +11,14 @@ from pypinyin import Style, lazy_pinyin
 
 from mockvox.text.zh_lexicon import MUST_NEUTRAL_TONE_WORDS, MUST_NOT_NEUTRAL_TONE_WORDS
 
+# GPT-SoVITS extends PaddleSpeech's list with these words. 幺幺 matters for phone numbers: jieba tags 幺 "nr"
+# (a noun), so without the entry the reduplication rule would read the second 幺 in the neutral tone.
+_NOT_NEUTRAL = MUST_NOT_NEUTRAL_TONE_WORDS | frozenset(
+    """
+    幺幺 干嘛 学子 哈哈 数数 袅袅 局地 以下 娃哈哈 花花草草 留得 耕地 想想 熙熙 攘攘 卵子 死死 冉冉 恳恳 佼佼 吵吵
+    打打 考考 整整 莘莘 落地 算子 家家户户 青青
+    """.split()
+)
 _PUNC = "：，；。？！“”‘’':,;.?!"
 _NEUTRAL_ENDINGS = "吧呢哈啊呐噻嘛吖嗨呐哦哒额滴哩哟喽啰耶喔诶"
 
@@ -43,7 +51,7 @@ def split_word(word: str) -> list[str]:
 
 def _neutral_sandhi(word: str, pos: str, finals: list[str]) -> list[str]:
     for j, ch in enumerate(word):
-        if j >= 1 and ch == word[j - 1] and pos[0] in "nva" and word not in MUST_NOT_NEUTRAL_TONE_WORDS:
+        if j >= 1 and ch == word[j - 1] and pos[0] in "nva" and word not in _NOT_NEUTRAL:
             finals[j] = _set_tone(finals[j], "5")
     ge = word.find("个")
     if word and word[-1] in _NEUTRAL_ENDINGS:
@@ -52,7 +60,7 @@ def _neutral_sandhi(word: str, pos: str, finals: list[str]) -> list[str]:
         finals[-1] = _set_tone(finals[-1], "5")
     elif len(word) == 1 and word in "了着过" and pos in {"ul", "uz", "ug"}:
         finals[-1] = _set_tone(finals[-1], "5")
-    elif len(word) > 1 and word[-1] in "们子" and pos in {"r", "n"} and word not in MUST_NOT_NEUTRAL_TONE_WORDS:
+    elif len(word) > 1 and word[-1] in "们子" and pos in {"r", "n"} and word not in _NOT_NEUTRAL:
         finals[-1] = _set_tone(finals[-1], "5")
     elif len(word) > 1 and word[-1] in "上下里" and pos in {"s", "l", "f"}:
         finals[-1] = _set_tone(finals[-1], "5")
@@ -150,14 +158,17 @@ def _merge_bu(seg: list[tuple[str, str]]) -> Seg:
 
 def _merge_yi(seg: Seg) -> Seg:
     out: Seg = []
-    for i, (word, pos) in enumerate(seg):
-        if 1 <= i < len(seg) - 1 and word == "一" and seg[i - 1][0] == seg[i + 1][0] and seg[i - 1][1] == "v":
-            # The official rule indexes the output by the input position i - 1.
-            out[i - 1][0] = out[i - 1][0] + "一" + out[i - 1][0]
-        elif i >= 2 and seg[i - 1][0] == "一" and seg[i - 2][0] == word and pos == "v":
+    i = 0
+    while i < len(seg):
+        word, pos = seg[i]
+        # verb + 一 + the same verb (both tagged "v") -> one word, e.g. 听/一/听 -> 听一听
+        nxt = seg[i + 1] if i + 1 < len(seg) else None
+        if out and word == "一" and nxt and out[-1][0] == nxt[0] and out[-1][1] == nxt[1] == "v":
+            out[-1] = [out[-1][0] + "一" + nxt[0], "v"]
+            i += 2
             continue
-        else:
-            out.append([word, pos])
+        out.append([word, pos])
+        i += 1
     merged: Seg = []
     for word, pos in out:
         if merged and merged[-1][0] == "一":
@@ -216,7 +227,7 @@ def _try(fn, seg: Seg, *args) -> Seg:
 def pre_merge_for_modify(seg: list[tuple[str, str]]) -> Seg:
     """Merge 不/一/reduplications/third-tone pairs/儿 with their neighbours before sandhi."""
     merged = _merge_bu(seg)
-    merged = _try(_merge_yi, merged)
+    merged = _merge_yi(merged)
     merged = _merge_reduplication(merged)
     merged = _try(_merge_three_tones, merged, True)
     merged = _try(_merge_three_tones, merged, False)

@@ -1,14 +1,15 @@
 """Chinese text normalisation: the PaddleSpeech `TextNormalizer` rules as used by GPT-SoVITS v2.
 
 Corresponds to `GPT_SoVITS/text/zh_normalization/` (dates, times, ranges, temperatures, units, arithmetic,
-fractions, percentages, phone numbers, plain numbers). Differs: traditional -> simplified uses OpenCC `t2s`
-instead of PaddleSpeech's one-to-one character table.
+fractions, percentages, phone numbers, plain numbers). Traditional -> simplified is PaddleSpeech's
+one-to-one character table (no phrase conversion); a character the table does not change, such as the
+Cantonese particles 喎 嗰 噚 (OpenCC would turn them into characters outside U+4E00-U+9FA5), is kept.
 """
 
 from __future__ import annotations
 
 import re
-from functools import lru_cache
+from pathlib import Path
 
 from mockvox.text.zh_numbers import DIGITS, num2str, verbalize_cardinal, verbalize_digit
 
@@ -163,16 +164,15 @@ _POST = [("/", "每")] + [(c, w) for c, w in zip("①②③④⑤⑥⑦⑧⑨⑩
 _POST += [("+", "加"), ("-", "减"), ("×", "乘"), ("÷", "除"), ("=", "等")]
 
 
-@lru_cache(maxsize=1)
-def _t2s():
-    import opencc
-
-    return opencc.OpenCC("t2s")
+# The non-identity (traditional, simplified) pairs of `zh_normalization/char_convert.py` (the last listing of a
+# traditional character wins), concatenated in zh_t2s.txt; every other character is left as it is.
+_T2S_PAIRS = "".join((Path(__file__).with_name("zh_t2s.txt")).read_text(encoding="utf-8").split())
+_T2S = str.maketrans(_T2S_PAIRS[0::2], _T2S_PAIRS[1::2])
 
 
 def to_simplified(text: str) -> str:
-    """Traditional -> simplified Chinese."""
-    return _t2s().convert(text)
+    """Traditional -> simplified Chinese, one character at a time."""
+    return text.translate(_T2S)
 
 
 def split_sentences(text: str) -> list[str]:

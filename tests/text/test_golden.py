@@ -1,4 +1,4 @@
-"""Agreement with the official GPT-SoVITS v2 frontend on the golden sets (``tests/fixtures/text``) (required unless opted out)."""
+"""Agreement with the official GPT-SoVITS v2 frontend on the golden sets (`tests/fixtures/text`, required)."""
 
 import json
 import os
