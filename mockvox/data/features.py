@@ -34,7 +34,7 @@ from torch import nn
 
 from mockvox.audio.io import AudioError, load_audio, resample, write_wav
 from mockvox.data.ids import validate_slice_key
-from mockvox.data.store import DatasetStore, write_json_atomic
+from mockvox.data.store import DatasetStore, has_transcript, write_json_atomic
 from mockvox.models.hubert import HubertSSL, scale_for_hubert, scale_for_wav32k
 from mockvox.text.bert import Bert, bert_feature
 from mockvox.text.cleaner import clean_text, normalize_language
@@ -151,13 +151,15 @@ def _clean_line(key: str, text: str, language: str, extractors: Extractors, out:
 def _text_stage(
     results: list[dict], language: str, extractors: Extractors, out: Path, skipped: dict, progress: Progress | None
 ) -> list[dict]:
-    """Phones (+ zh BERT files) of every ASR line; duplicate keys and lines without phones are skipped."""
+    """Phones (+ zh BERT files) of every ASR line; duplicates, empty transcripts and lines without phones: skipped."""
     entries: list[dict] = []
     seen: set[str] = set()
     for i, result in enumerate(results):
         key = validate_slice_key(result["key"])
         if key in seen:
             skipped[key] = "duplicate key"
+        elif not has_transcript(result):
+            skipped[key] = "empty transcript (no speech recognised; revise its text to train on it)"
         else:
             seen.add(key)
             entry = _clean_line(key, result["text"], language, extractors, out)

@@ -19,7 +19,7 @@ from mockvox.audio.io import AudioError, load_audio, resample, write_wav
 from mockvox.audio.slicer import Slicer, SlicerConfig, loudness_mix
 from mockvox.data.asr import ASR_SAMPLE_RATE, AsrConfig, Transcriber, check_language
 from mockvox.data.ids import new_file_id, slice_key, validate_slice_key
-from mockvox.data.store import DatasetStore, swap_dir, write_json_atomic
+from mockvox.data.store import DatasetStore, asr_result, swap_dir, write_json_atomic
 from mockvox.data.versioning import DatasetVersioner
 
 SAMPLE_RATE = 32000
@@ -34,6 +34,7 @@ class PrepareConfig:
     denoise: DenoiseConfig = field(default_factory=DenoiseConfig)
     asr: AsrConfig = field(default_factory=AsrConfig)
     max_seconds: float = 3600.0  # longest accepted recording
+    min_seconds: float = 0.6  # shorter recordings are rejected: training uses slices longer than 0.6 s only
     peak: float = 0.9  # per-slice loudness mix (official slice_audio.py)
     alpha: float = 0.25
 
@@ -102,7 +103,7 @@ class DatasetPipeline:
         staging = self.store.staging_dir()
         try:
             keys, texts, lengths = self._process(audio, 0, language, denoise_audio, staging, progress)
-            results = [{"key": k, "text": t} for k, t in zip(keys, texts, strict=True)]
+            results = [asr_result(k, t) for k, t in zip(keys, texts, strict=True)]
             source = {"upload": upload_name, "offset": 0, "samples": len(audio)}
             self._commit(
                 file_id,
@@ -133,7 +134,7 @@ class DatasetPipeline:
             keys, texts, lengths = self._process(
                 audio, offset, output["language"], output["denoised"], staging, progress
             )
-            output["results"] += [{"key": k, "text": t} for k, t in zip(keys, texts, strict=True)]
+            output["results"] += [asr_result(k, t) for k, t in zip(keys, texts, strict=True)]
             info["sources"].append({"upload": upload_name, "offset": offset, "samples": len(audio)})
             info["slices"].update(lengths)
             self._commit(file_id, staging, output, info)
@@ -155,7 +156,7 @@ class DatasetPipeline:
             if item["key"] in remove:
                 continue
             if item["key"] in texts:
-                item = {**item, "text": texts[item["key"]]}
+                item = asr_result(item["key"], texts[item["key"]])  # a revised text clears the empty flag
             kept.append(item)
         output["results"] = kept
         for key in remove:
@@ -171,7 +172,12 @@ class DatasetPipeline:
         return DatasetResult(file_id, version, sorted(texts), output["results"])
 
     def process_to(
-        self, path: str | os.PathLike, language: str, denoise_audio: bool, out_dir: Path, progress: Progress = _no_progress
+        self,
+        path: str | os.PathLike,
+        language: str,
+        denoise_audio: bool,
+        out_dir: Path,
+        progress: Progress = _no_progress,
     ) -> list[dict]:
         """Process one recording into a plain folder (``sliced/``, ``denoised/``, ``output.json``), for DVC stages."""
         check_language(language)
@@ -181,8 +187,10 @@ class DatasetPipeline:
         staging = self.store.staging_dir()
         try:
             keys, texts, _ = self._process(audio, 0, language, denoise_audio, staging, progress)
-            results = [{"key": k, "text": t} for k, t in zip(keys, texts, strict=True)]
-            write_json_atomic(staging / "output.json", {"language": language, "denoised": denoise_audio, "results": results})
+            results = [asr_result(k, t) for k, t in zip(keys, texts, strict=True)]
+            write_json_atomic(
+                staging / "output.json", {"language": language, "denoised": denoise_audio, "results": results}
+            )
             swap_dir(staging, out_dir)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
@@ -191,6 +199,11 @@ class DatasetPipeline:
     # -- steps --------------------------------------------------------------------------------------------------
     def _load(self, path: str | os.PathLike) -> np.ndarray:
         audio, _ = load_audio(path, SAMPLE_RATE, max_seconds=self.cfg.max_seconds)
+        if len(audio) < self.cfg.min_seconds * SAMPLE_RATE:
+            raise AudioError(
+                f"{Path(path).name}: {len(audio) / SAMPLE_RATE:.2f} s of audio is shorter than the minimum useful "
+                f"length of {self.cfg.min_seconds:g} s; upload a recording of speech"
+            )
         return audio
 
     def _save_upload(self, path: str | os.PathLike, upload_id: str) -> str:
@@ -235,6 +248,12 @@ class DatasetPipeline:
             progress("asr", n + 1, len(slices))
         if not keys:
             raise AudioError("no speech slices found in the recording")
+        if not any(text.strip() for text in texts):
+            seconds = sum(lengths.values()) / SAMPLE_RATE
+            raise AudioError(
+                f"no speech recognised in the recording: Whisper {self.cfg.asr.model!r} found no {language} words in "
+                f"its {len(keys)} slice(s) ({seconds:.1f} s); upload a recording of speech"
+            )
         return keys, texts, lengths
 
     def _link_existing(self, file_id: str, staging: Path, denoised: bool, skip: Iterable[str] = ()) -> None:

@@ -10,9 +10,7 @@ import argparse
 import json
 from pathlib import Path
 
-from omegaconf import OmegaConf
-
-from mockvox.config import prepare_settings
+from mockvox.config import load_params, prepare_settings
 from mockvox.data.pipeline import DatasetPipeline
 from mockvox.data.store import DatasetStore
 
@@ -25,15 +23,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--params", default="params.yaml", type=Path)
     parser.add_argument("--metrics", default=None, type=Path, help="write slice count and duration as JSON")
     args = parser.parse_args(argv)
-    cfg = OmegaConf.load(args.params)
+    cfg = load_params(args.params)
     settings, data_dir = prepare_settings(cfg)
     pipeline = DatasetPipeline(DatasetStore(data_dir), settings)
     results = pipeline.process_to(args.recording, args.language, bool(cfg.denoise), args.out)
     if args.metrics:
         args.metrics.parent.mkdir(parents=True, exist_ok=True)
         args.metrics.write_text(json.dumps({"slices": len(results)}, indent=2) + "\n")
-    print(f"{len(results)} slices -> {args.out}")
+    print(f"{len(results)} slices -> {args.out.resolve()}")
 
 
 if __name__ == "__main__":
+    from mockvox.logs import setup_logging
+
+    setup_logging()
     main()

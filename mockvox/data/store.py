@@ -4,7 +4,8 @@ Layout under the data root (MockVox's, plus bookkeeping):
     upload/{id}.{ext}                 the recording as uploaded (``add`` stores its recording under its own id)
     sliced/{id}/{key}.wav             raw slices, 32 kHz int16, ``key`` = ``{start:010d}_{end:010d}``
     denoised/{id}/{key}.wav           the same slices denoised at 32 kHz (absent when denoise is off)
-    asr/{id}/output.json              {"language", "denoised", "results": [{"key", "text"}]}
+    asr/{id}/output.json              {"language", "denoised", "results": [{"key", "text"}]}; a slice in which
+                                      no speech was recognised also has ``"empty": true`` (not trained on)
     asr/{id}/dataset.json             sources (uploads and their offsets on the dataset timeline) and slice lengths
     dvc/{id}.dvc                      the DVC record of the current version
     versions/{id}.jsonl               one line per version: hash, operation, time
@@ -37,6 +38,17 @@ def write_json_atomic(path: Path, data) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def asr_result(key: str, text: str) -> dict:
+    """One ``output.json`` result; an empty transcript is flagged ``"empty": true``."""
+    text = text.strip()
+    return {"key": key, "text": text} if text else {"key": key, "text": "", "empty": True}
+
+
+def has_transcript(result: dict) -> bool:
+    """Whether training may use a result: it has text and no ``empty`` flag (revising its text clears the flag)."""
+    return bool(result["text"].strip()) and not result.get("empty")
 
 
 def swap_dir(staged: Path, final: Path) -> None:
@@ -138,6 +150,7 @@ class DatasetStore:
             "slices": len(output["results"]),
             "duration_s": round(sum(info["slices"].values()) / info["sample_rate"], 3),
             "results": output["results"],
+            "empty": [r["key"] for r in output["results"] if not has_transcript(r)],  # not trained on
             "versions": versions,
             "paths": {
                 "sliced": str(self.sliced_dir(file_id)),

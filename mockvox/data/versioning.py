@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import time
 from datetime import datetime
@@ -60,7 +61,13 @@ class DatasetVersioner:
         from dvc.repo import Repo
 
         root.mkdir(parents=True, exist_ok=True)
-        repo = Repo.init(str(root), no_scm=not (root / ".git").exists())
+        dvc_log = logging.getLogger("dvc")
+        level = dvc_log.level
+        dvc_log.setLevel(max(level, logging.WARNING))  # DVC announces the repository on stdout, which is for results
+        try:
+            repo = Repo.init(str(root), no_scm=not (root / ".git").exists())
+        finally:
+            dvc_log.setLevel(level)
         with repo.config.edit() as conf:
             conf["remote"][DEFAULT_REMOTE] = {"url": str(Path(remote_url).resolve())}
             conf["core"]["remote"] = DEFAULT_REMOTE

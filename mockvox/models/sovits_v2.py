@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mockvox.modules.commons import rand_slice_segments, remove_weight_norm, sequence_mask
+from mockvox.modules.commons import eval_mode, rand_slice_segments, remove_weight_norm, sequence_mask
 from mockvox.modules.flows import ResidualCouplingBlock
 from mockvox.modules.hifigan import Generator
 from mockvox.modules.quantize import ResidualVectorQuantizer
@@ -157,13 +157,6 @@ class SynthesizerTrn(nn.Module):
     def hop_length(self) -> int:
         return int(torch.prod(torch.tensor([up.stride[0] for up in self.dec.ups])))
 
-    def train(self, mode: bool = True) -> SynthesizerTrn:
-        super().train(mode)
-        if self.freeze_quantizer:  # frozen like upstream: eval mode (no EMA/k-means, commit loss 0)
-            self.ssl_proj.eval()
-            self.quantizer.eval()
-        return self
-
     def remove_weight_norm(self) -> SynthesizerTrn:
         """Fold all weight norms (inference only; the state dict then has ``weight`` instead of ``weight_g/_v``)."""
         remove_weight_norm(self)
@@ -181,7 +174,8 @@ class SynthesizerTrn(nn.Module):
         return self.quantizer.encode(self.ssl_proj(ssl)).transpose(0, 1)
 
     def _quantize(self, ssl: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze_quantizer):
+        frozen = (self.ssl_proj, self.quantizer) if self.freeze_quantizer else ()  # upstream: eval (no EMA, loss 0)
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze_quantizer), eval_mode(*frozen):
             quantized, _, commit_loss = self.quantizer(self.ssl_proj(ssl))
         return F.interpolate(quantized, size=quantized.shape[-1] * 2, mode="nearest"), commit_loss
 

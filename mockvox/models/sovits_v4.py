@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from mockvox.audio.mel_v4 import denorm_spec
 from mockvox.modules.cfm import CFM, flow_matching_loss, random_prompt_lengths
-from mockvox.modules.commons import sequence_mask
+from mockvox.modules.commons import eval_mode, sequence_mask
 from mockvox.modules.dit import DiT
 from mockvox.modules.quantize import ResidualVectorQuantizer
 from mockvox.modules.style import MelStyleEncoder
@@ -134,13 +134,6 @@ class SynthesizerTrnV3(nn.Module):
             raise ValueError(f"unknown SoVITS v4 config keys: {sorted(unknown)}")
         return cls(**{**cfg, **overrides})
 
-    def train(self, mode: bool = True) -> SynthesizerTrnV3:
-        super().train(mode)
-        if self.freeze_quantizer:  # frozen like upstream: ssl_proj, quantizer and enc_p stay in eval mode
-            for module in (self.ssl_proj, self.quantizer, self.enc_p):
-                module.eval()
-        return self
-
     def reference_embedding(self, refer: Tensor, lengths: Tensor | None = None) -> Tensor:
         """Linear spectrogram ``[B, spec_channels, T]`` -> ``ge [B, gin, 1]`` from its first ``ref_bins`` bins."""
         if lengths is None:
@@ -196,7 +189,8 @@ class SynthesizerTrnV3(nn.Module):
         (the official recipe picks it with probability 0.3).
         """
         ge = self.reference_embedding(spec, spec_lengths)
-        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze_quantizer):
+        frozen = (self.ssl_proj, self.quantizer, self.enc_p) if self.freeze_quantizer else ()  # upstream: eval
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze_quantizer), eval_mode(*frozen):
             quantized, _, _ = self.quantizer(self.ssl_proj(ssl))
             quantized = F.interpolate(quantized, scale_factor=2, mode="nearest")
             x, _, _, _ = self.enc_p(quantized, spec_lengths, text, text_lengths, ge)

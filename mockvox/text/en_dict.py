@@ -8,10 +8,11 @@ each word) is used and there is no name dictionary.
 
 from __future__ import annotations
 
-import os
 import pickle
 from functools import lru_cache
 from pathlib import Path
+
+from mockvox.paths import text_data_dir
 
 OFFICIAL_FILES = ("cmudict.rep", "cmudict-fast.rep", "namedict_cache.pickle")
 # Official overrides: hot words replace dictionary entries; these abbreviations are read letter by letter.
@@ -24,9 +25,8 @@ REMOVED_WORDS = ("ae", "ai", "ar", "ios", "hud", "os")
 
 
 def data_dir() -> Path:
-    """Folder of the installed text-frontend data (`MOCKVOX_TEXT_DATA`, default `~/.cache/mockvox/text`)."""
-    default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "mockvox" / "text"
-    return Path(os.environ.get("MOCKVOX_TEXT_DATA", default))
+    """Folder of the installed text-frontend data (`MOCKVOX_TEXT_DATA`, default `$MOCKVOX_HOME/text`)."""
+    return text_data_dir()
 
 
 def has_official_dicts() -> bool:

@@ -1,6 +1,8 @@
 """``python -m mockvox.train model=v2|v4 data.file_id=<id> [overrides]`` (``-m`` for sweeps).
 
-Prints the model id (MLflow) as the last line; with a sweeper, returns ``optimized_metric`` from each job.
+Prints the model id (MLflow) as the last line; with a sweeper, returns ``optimized_metric`` from each job. Logging is
+:mod:`mockvox.logs`' (Hydra's is off in ``conf/train.yaml``): ``hydra.verbose=true`` shows every DEBUG line,
+``hydra.verbose=[NAME,...]`` those of the named loggers.
 """
 
 from __future__ import annotations
@@ -12,13 +14,19 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from mockvox.train.config import expand_shorthands
+from mockvox.logs import set_level, setup_logging
 
 
 @hydra.main(version_base="1.3", config_path="../../conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
+    from hydra.core.hydra_config import HydraConfig
+
     from mockvox.train.run import train
 
+    verbose = HydraConfig.get().verbose
+    setup_logging("DEBUG" if verbose is True else None)
+    for name in [] if isinstance(verbose, bool) else [verbose] if isinstance(verbose, str) else verbose:
+        set_level(name, "DEBUG")
     with contextlib.redirect_stdout(sys.stderr):  # progress bars: stdout keeps only the model id
         result = train(cfg)
     print(json.dumps(result.as_dict(), indent=2, default=str), file=sys.stderr)
@@ -29,5 +37,5 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
-    sys.argv[1:] = expand_shorthands(sys.argv[1:])
+    setup_logging()  # before Hydra composes: its warnings go through the same handler
     main()

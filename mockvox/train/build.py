@@ -61,10 +61,13 @@ def check_config(cfg: DictConfig) -> None:
     """Reject combinations that cannot work before anything heavy is built."""
     if cfg.model.version not in ("v2", "v4"):
         raise ConfigError(f"model.version must be v2 or v4, not {cfg.model.version!r}")
-    if cfg.model.size not in cfg.model.sizes:
-        raise ConfigError(f"model.size must be one of {sorted(cfg.model.sizes)}, not {cfg.model.size!r}")
+    if cfg.model.size != "official" and not any(cfg.model.get(net) for net in ("gpt", "sovits", "hubert")):
+        raise ConfigError(
+            f"model.size={cfg.model.size} labels official-size networks: model.size only names the sizes, "
+            f"select them with the group, e.g. model/size={cfg.model.size} (options in conf/model/size/)"
+        )
     if cfg.pretrained.name == "official" and cfg.model.size != "official":
-        raise ConfigError("the official pretrained weights only fit model.size=official; use pretrained=none for tiny")
+        raise ConfigError("the official pretrained weights only fit model/size=official; use pretrained=none for tiny")
 
 
 def build_hubert(cfg: DictConfig, seed: int) -> HubertSSL:

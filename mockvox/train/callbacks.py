@@ -1,8 +1,9 @@
-"""Training callbacks: audio/plot samples of the module being trained, handed to the experiment logger."""
+"""Training callbacks: audio/plot samples of the module being trained, handed to the experiment logger; the bar."""
 
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import tempfile
 from pathlib import Path
@@ -10,18 +11,19 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 from lightning.fabric.utilities.apply_func import move_data_to_device
+from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.loggers import MLFlowLogger
-from lightning.pytorch.utilities.model_helpers import is_overridden
 from matplotlib.figure import Figure
 
 from mockvox.audio.io import write_wav
+from mockvox.progress import bar
 
 
 class SampleCallback(L.Callback):
     """Every ``every_n_epochs`` training epochs, run ``pl_module.sample(batch)`` and log WAVs, plots and a summary.
 
-    The batch is the first one of ``trainer.datamodule.val_dataloader()`` when the datamodule defines it, else the
-    first training batch of the run. With an :class:`MLFlowLogger` the files become artifacts under
+    The batch is the first one of ``trainer.datamodule.sample_dataloader()`` when the datamodule defines it, else
+    the first training batch of the run. With an :class:`MLFlowLogger` the files become artifacts under
     ``samples/epoch_XXX``; otherwise they are copied to ``{default_root_dir}/samples/epoch_XXX/``. Rank zero only.
     """
 
@@ -34,8 +36,8 @@ class SampleCallback(L.Callback):
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         datamodule = getattr(trainer, "datamodule", None)
-        if trainer.is_global_zero and datamodule is not None and is_overridden("val_dataloader", datamodule):
-            self._batch = next(iter(datamodule.val_dataloader()), None)
+        if trainer.is_global_zero and callable(getattr(datamodule, "sample_dataloader", None)):
+            self._batch = next(iter(datamodule.sample_dataloader()), None)
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
         if self._batch is None and trainer.is_global_zero:
@@ -49,6 +51,59 @@ class SampleCallback(L.Callback):
         with tempfile.TemporaryDirectory(prefix="mockvox-samples-") as tmp:
             files = write_sample(sample, Path(tmp), self.sample_rate)
             publish(trainer, files, f"samples/epoch_{epoch:03d}")
+
+
+class StageProgressBar(ProgressBar):
+    """One bar per fit in MockVox's style (stderr): every training batch of the run, the epoch, and the metrics the
+    module logs with ``prog_bar=True`` (per step while training, the last epoch's means at the end)."""
+
+    def __init__(self, name: str):
+        super().__init__()
+        self.name = name
+        self.enabled = True
+        self._bar = None
+        self._epoch = ""
+
+    def disable(self) -> None:
+        self.enabled = False
+
+    def enable(self) -> None:
+        self.enabled = True
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not self.enabled:
+            return
+        epochs = 1 if trainer.fast_dev_run else max(1, trainer.max_epochs - trainer.current_epoch)
+        per_epoch = self.total_train_batches
+        self._bar = bar(self.name, per_epoch * epochs if math.isfinite(per_epoch) else None, unit="batch")
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        if self._bar is None:
+            return
+        self._epoch = f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}"
+        self._bar.set_postfix_str(self._summary(trainer, "_step"), refresh=False)
+        self._bar.update(1)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._bar is not None:
+            self._bar.set_postfix_str(self._summary(trainer, "_epoch") or self._bar.postfix, refresh=False)
+        self._close()
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        self._close()
+
+    def _close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+    def _summary(self, trainer: L.Trainer, suffix: str) -> str:
+        """``epoch 2/4, loss=1.23`` from ``train/loss{suffix}``-style progress-bar metrics."""
+        shown = []
+        for key, value in trainer.progress_bar_metrics.items():
+            if key.endswith(suffix):
+                shown.append(f"{key.removeprefix('train/').removesuffix(suffix)}={value:.4g}")
+        return ", ".join([self._epoch, *shown]) if shown else ""
 
 
 def publish(trainer: L.Trainer, files: list[Path], artifact_path: str) -> None:

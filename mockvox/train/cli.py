@@ -24,7 +24,9 @@ def _tracker(overrides: list[str]):
 
 
 def _cache(cfg) -> Path:
-    return Path(cfg.paths.data_dir) / "models"
+    from mockvox.train.registry import voice_cache_dir
+
+    return voice_cache_dir(cfg)
 
 
 def _report(result, as_json: bool) -> None:
@@ -63,7 +65,7 @@ def cmd_resume(args) -> None:
         key, _, value = item.partition("=")
         OmegaConf.update(cfg, key, yaml.safe_load(value) if value else None, force_add=True)
     with contextlib.redirect_stdout(sys.stderr):
-        result = train(cfg)
+        result = train(cfg, resume=state)  # loaded once: train() does not download it again
     _report(result, args.json)
 
 
@@ -100,22 +102,25 @@ def cmd_inference(args) -> None:
     from mockvox.audio.io import write_wav
     from mockvox.infer.loading import load_voice
     from mockvox.infer.pipeline import SynthesisParams, Synthesizer
+    from mockvox.progress import Bars
     from mockvox.train.registry import download_voice, resolve_model_id
 
     tracker, cfg = _tracker(args.overrides)
     voice_dir = download_voice(tracker, resolve_model_id(tracker, args.model_id), _cache(cfg))
-    synth = Synthesizer(load_voice(voice_dir, pretrained_dir=cfg.paths.pretrained_dir))
+    voice = load_voice(voice_dir, pretrained_dir=cfg.paths.pretrained_dir, device=args.device, precision=args.precision)
+    synth = Synthesizer(voice)
     params = SynthesisParams(top_k=args.top_k, top_p=args.top_p, temperature=args.temperature, speed=args.speed,
                              repetition_penalty=args.repetition_penalty, seed=args.seed, split=args.split)  # fmt: skip
     sr, audio = synth.synthesize(args.ref_audio, args.prompt_text, args.promptLanguage, args.target_text,
-                                 args.targetLanguage, params)  # fmt: skip
+                                 args.targetLanguage, params, Bars().for_step("synthesis"))  # fmt: skip
     write_wav(args.output, audio, sr)
     print(args.output)
 
 
 def register_cli(sub) -> None:
     def command(name: str, func, help_: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_, description=f"{help_}. Trailing KEY=VALUE arguments override conf/.")
+        note = "KEY=VALUE arguments whose key is a config group or key override conf/ (none after --)"
+        p = sub.add_parser(name, help=help_, description=f"{help_}. {note}.")
         p.set_defaults(func=func)
         p.add_argument("--json", action="store_true", help="print details as JSON")
         return p
@@ -146,3 +151,6 @@ def register_cli(sub) -> None:
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--split", default="cut1", choices=[f"cut{i}" for i in range(6)])
     p.add_argument("-o", "--output", default="output.wav", type=Path)
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ...")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"],
+                   help="bf16/fp16: reduced precision for each network where this hardware runs it fast")  # fmt: skip

@@ -4,22 +4,9 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
-SIZES = ("tiny", "official")
-
-
-def expand_shorthands(overrides: list[str]) -> list[str]:
-    """``model=tiny`` is shorthand for ``model.size=tiny`` (the version stays whatever ``model`` selects)."""
-    out = []
-    for item in overrides:
-        key, sep, value = item.partition("=")
-        if sep and key.lstrip("+~") == "model" and value in SIZES:
-            out.append(f"model.size={value}")
-        else:
-            out.append(item)
-    return out
-
 
 def compose_train(overrides: list[str]) -> DictConfig:
+    """The resolved ``conf/train.yaml`` with Hydra overrides (``model=v2 model/size=tiny ...``) applied."""
     from mockvox.config import compose
 
-    return compose("train", expand_shorthands(overrides))
+    return compose("train", overrides)

@@ -11,7 +11,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from omegaconf import OmegaConf
+from mockvox.config import load_params
 
 
 class FolderStore:
@@ -49,12 +49,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     parser.add_argument("--metrics", type=Path, default=None, help="write the stage's results as JSON")
     args = parser.parse_args(argv)
-    cfg = OmegaConf.load(args.params)
+    cfg = load_params(args.params)
     store = FolderStore(args.prepared, cfg.data.file_id)
     if args.stage == "features":
         from mockvox.train.build import build_networks
-        from mockvox.train.stages import prepare_features
+        from mockvox.train.stages import check_speech, prepare_features
 
+        check_speech(cfg, store)
         out = prepare_features(cfg, store, build_networks(cfg, with_bert=True))
         result = {"features": str(out), "items": len(json.loads((out / "meta.json").read_text())["keys"])}
     else:
@@ -69,4 +70,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
+    from mockvox.logs import setup_logging
+
+    setup_logging()
     main()

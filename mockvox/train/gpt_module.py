@@ -56,7 +56,7 @@ class GPTModule(L.LightningModule):
             return opt
         return {"optimizer": opt, "lr_scheduler": {"scheduler": self._make_scheduler(opt), "interval": "step"}}
 
-    def on_train_epoch_start(self) -> None:
+    def on_fit_start(self) -> None:
         self.train()  # Lightning keeps the modes it was given; a loaded model may arrive in eval mode
 
     def _outputs(self, batch: dict) -> tuple[T2SOutputs, torch.Tensor | None]:

@@ -1,35 +1,41 @@
-"""The MLflow pyfunc flavour of a voice: ``predict`` synthesises speech with the same pipeline as the CLI and API."""
+"""The MLflow pyfunc flavour of a voice: ``predict`` synthesises speech with the same pipeline as the CLI and API.
+
+A voice is logged as models from code (:mod:`mockvox.train.voice_model`), nothing pickled; its input example
+synthesises the reference clip bundled in the voice folder, so MLflow's serving check runs a real request.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import mlflow.pyfunc
+import pandas as pd
+import yaml
 
 # Columns of a prediction request (one row per utterance); the others are optional synthesis parameters.
 REQUIRED = ("text", "ref_audio", "prompt_text")
 OPTIONAL = ("text_lang", "prompt_lang")
+REFERENCE = "reference.wav"  # the voice folder's bundled reference clip (its text and language in mockvox.yaml)
 
 
 class VoicePyfunc(mlflow.pyfunc.PythonModel):
     """``predict(DataFrame | dict | list[dict], params)`` -> DataFrame with ``sample_rate`` and ``audio`` (float32).
 
-    Row fields: ``text``, ``ref_audio`` (path of a 3-10 s recording), ``prompt_text``, and ``text_lang`` /
-    ``prompt_lang`` (default ``zh``). ``params`` are :class:`mockvox.infer.pipeline.SynthesisParams` fields.
+    Row fields: ``text``, ``ref_audio`` (path of a 3-10 s recording; a relative path that names no file names one
+    of the voice folder, e.g. its bundled ``reference.wav``), ``prompt_text``, and ``text_lang`` / ``prompt_lang``
+    (default ``zh``). ``params`` are :class:`mockvox.infer.pipeline.SynthesisParams` fields.
     """
 
     def load_context(self, context) -> None:
-        import os
-
         from mockvox.infer.loading import load_voice
         from mockvox.infer.pipeline import Synthesizer
+        from mockvox.paths import pretrained_dir
 
-        pretrained = os.environ.get("MOCKVOX_PRETRAINED", "pretrained")
-        self.synth = Synthesizer(load_voice(context.artifacts["voice"], pretrained_dir=pretrained))
+        self.voice_dir = Path(context.artifacts["voice"])
+        self.synth = Synthesizer(load_voice(self.voice_dir, pretrained_dir=pretrained_dir()))
 
-    def predict(self, context, model_input, params: dict[str, Any] | None = None):
-        import pandas as pd
-
+    def predict(self, context, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
         from mockvox.infer.pipeline import SynthesisParams
 
         rows = _rows(model_input)
@@ -43,11 +49,17 @@ class VoicePyfunc(mlflow.pyfunc.PythonModel):
             if missing:
                 raise ValueError(f"prediction row lacks {missing}; required fields: {list(REQUIRED)}")
             sr, audio = self.synth.synthesize(
-                row["ref_audio"], row["prompt_text"], row.get("prompt_lang") or "zh",
+                self._reference(row["ref_audio"]), row["prompt_text"], row.get("prompt_lang") or "zh",
                 row["text"], row.get("text_lang") or "zh", settings,
             )  # fmt: skip
             out.append({"sample_rate": sr, "audio": audio})
         return pd.DataFrame(out)
+
+    def _reference(self, ref_audio):
+        path = Path(ref_audio) if isinstance(ref_audio, str) else None
+        if path is not None and not path.is_absolute() and not path.exists() and (self.voice_dir / path).is_file():
+            return self.voice_dir / path
+        return ref_audio
 
 
 def _rows(model_input) -> list[dict]:
@@ -58,11 +70,21 @@ def _rows(model_input) -> list[dict]:
     return list(model_input)
 
 
+def input_example(voice_dir: Path) -> tuple[pd.DataFrame, dict] | None:
+    """A request that reads the bundled reference's own text in its voice; None for a voice without a reference."""
+    reference = yaml.safe_load((voice_dir / "mockvox.yaml").read_text(encoding="utf-8")).get("reference")
+    if not reference:
+        return None
+    lang = reference["language"]
+    row = {"text": reference["text"], "ref_audio": reference["audio"], "prompt_text": reference["text"],
+           "prompt_lang": lang, "text_lang": lang}  # fmt: skip
+    return pd.DataFrame([row]), {"seed": 0, "max_tokens": 250}  # bounded: a barely trained voice may never stop
+
+
 def signature():
     """Input columns and the synthesis parameters (with their defaults) MLflow passes through to ``predict``."""
     import dataclasses
 
-    import pandas as pd
     from mlflow.models import infer_signature
 
     from mockvox.infer.pipeline import SynthesisParams

@@ -55,6 +55,11 @@ def _latest(tracker: Tracker, name: str):
     return max(versions, key=lambda v: int(v.version))
 
 
+def voice_cache_dir(cfg) -> Path:
+    """Where voices are downloaded: ``<paths.data_dir>/models``, whatever the tracking URI (a server's too)."""
+    return Path(cfg.paths.data_dir) / "models"
+
+
 def download_voice(tracker: Tracker, model_id: str, cache_dir: Path) -> Path:
     """The voice folder of ``model_id`` (downloaded once into ``cache_dir/model_id``)."""
     import mlflow
@@ -112,4 +117,5 @@ def list_models(tracker: Tracker) -> list[dict]:
     return out
 
 
-__all__ = ["MODEL_ARTIFACT", "ModelNotFound", "download_voice", "list_models", "model_info", "resolve_model_id"]
+__all__ = ["MODEL_ARTIFACT", "ModelNotFound", "download_voice", "list_models", "model_info", "resolve_model_id",
+           "voice_cache_dir"]  # fmt: skip

@@ -24,9 +24,9 @@ class ResumeState:
     official: bool = False
 
 
-def load_resume_state(tracker: Tracker, ref: str, cache_dir: Path | None = None) -> ResumeState:
+def load_resume_state(tracker: Tracker, ref: str, cache: Path) -> ResumeState:
+    """The voice ``ref`` and its stage checkpoints, downloaded under ``cache`` (:func:`voice_cache_dir`)."""
     model_id = resolve_model_id(tracker, ref)
-    cache = cache_dir or Path(tracker.tracking_uri.removeprefix("sqlite:///")).parent / "models"
     voice = download_voice(tracker, model_id, cache)
     meta = yaml.safe_load((voice / "mockvox.yaml").read_text())
     training = meta.get("training") or {}

@@ -16,9 +16,11 @@ import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from mockvox.config import finalize_paths
 from mockvox.data.store import DatasetStore
 from mockvox.train import stages
 from mockvox.train.build import Networks, build_networks, check_config
+from mockvox.train.registry import voice_cache_dir
 from mockvox.train.resume import ResumeState, load_resume_state, resume_networks
 from mockvox.train.tracking import Tracker, flatten
 
@@ -44,21 +46,25 @@ def _debug_run(cfg: DictConfig) -> bool:
     return bool(cfg.trainer.get("fast_dev_run"))
 
 
-def train(cfg: DictConfig, store: DatasetStore | None = None) -> TrainResult:
-    """Run the training described by a composed ``conf/train.yaml`` (on ``store``, default: the data root's)."""
+def train(cfg: DictConfig, store: DatasetStore | None = None, resume: ResumeState | None = None) -> TrainResult:
+    """Run the training described by a composed ``conf/train.yaml`` (on ``store``, default: the data root's).
+
+    With ``cfg.resume_from`` the voice's state is loaded here unless the caller already did (``resume``).
+    """
+    finalize_paths(cfg)  # Hydra's entry point passes the config as composed
     check_config(cfg)
     torch.manual_seed(int(cfg.seed))
     store = store or DatasetStore(cfg.paths.data_dir)
     manifest = store.manifest(cfg.data.file_id)  # DatasetNotFound names the id
+    stages.check_speech(cfg, store)  # too little usable speech stops here, before any model is built
     tracker = Tracker.from_config(cfg.logger) if cfg.logger.enabled else None
-    resume: ResumeState | None = None
     if cfg.resume_from:
         if tracker is None:
             raise ValueError("resume needs MLflow tracking (logger=mlflow)")
-        resume = load_resume_state(tracker, str(cfg.resume_from))
+        resume = resume or load_resume_state(tracker, str(cfg.resume_from), voice_cache_dir(cfg))
         nets = resume_networks(cfg, resume)
     else:
-        nets = build_networks(cfg)
+        resume, nets = None, build_networks(cfg)
     features_dir = stages.prepare_features(cfg, store, nets)
     name = cfg.name or (resume.name if resume else None) or f"voice-{cfg.data.file_id}"
     tags = {"mockvox.file_id": cfg.data.file_id, "mockvox.dataset_version": str(manifest["version"]),
@@ -74,14 +80,16 @@ def train(cfg: DictConfig, store: DatasetStore | None = None) -> TrainResult:
             result = _train_stages(cfg, nets, features_dir, tracker, run_id, resume, workdir)
             if _debug_run(cfg):
                 return result
-            voice_dir = stages.write_voice_folder(cfg, nets, workdir / "voice", result, manifest, resume)
+            voice_dir = stages.write_voice_folder(cfg, nets, workdir / "voice", result, manifest, resume,
+                                                  store.sliced_dir(cfg.data.file_id))  # fmt: skip
             if tracker is None:
                 keep = _ensure(Path(cfg.paths.runs_dir)) / f"voice-{Path(workdir).name}"
                 shutil.move(str(voice_dir), keep)
                 result.voice_dir = keep
                 return result
             tracker.log_metrics(run_id, {k: v for k, v in result.metrics.items()})
-            info = tracker.log_voice(run_id, voice_dir, _model_params(cfg, result, manifest), tags)
+            info = tracker.log_voice(run_id, voice_dir, _model_params(cfg, result, manifest), tags,
+                                     pretrained_dir=cfg.paths.pretrained_dir)  # fmt: skip
             mv = tracker.register(info.model_uri, name, {"model_id": info.model_id, **tags})
             result.model_id, result.model_uri, result.name, result.version = (
                 info.model_id, info.model_uri, name, int(mv.version))  # fmt: skip

@@ -72,8 +72,8 @@ class SovitsV2Module(L.LightningModule):
         opt_d = AdamW(self.discriminator.parameters(), hp.lr, betas=tuple(hp.betas), eps=hp.eps)
         return [opt_g, opt_d], [ExponentialLR(opt_g, hp.lr_decay), ExponentialLR(opt_d, hp.lr_decay)]
 
-    def on_train_epoch_start(self) -> None:
-        self.train()  # the generator keeps its frozen quantizer in eval mode
+    def on_fit_start(self) -> None:
+        self.train()  # Lightning keeps the modes it is given: a loaded network may arrive in eval mode
 
     def _mel_of_wave(self, wav: torch.Tensor) -> torch.Tensor:
         """``[B, S]`` -> log-mel ``[B, num_mels, F]``."""
@@ -115,7 +115,9 @@ class SovitsV2Module(L.LightningModule):
 
         b = batch["ssl"].shape[0]
         metrics = {"train/loss_d": loss_d, "train/loss_g": loss_g, **{f"train/{k}": v for k, v in losses.items()}}
-        self.log_dict({k: v.detach() for k, v in metrics.items()}, on_step=True, on_epoch=True, batch_size=b)
+        for on_bar in (True, False):  # the generator's total and mel losses on the progress bar
+            shown = {k: v.detach() for k, v in metrics.items() if (k in ("train/loss_g", "train/loss_mel")) == on_bar}
+            self.log_dict(shown, on_step=True, on_epoch=True, prog_bar=on_bar, batch_size=b)
         self.log("train/lr_g", float(opt_g.param_groups[0]["lr"]), on_step=True, on_epoch=False, batch_size=b)
 
     def on_train_epoch_end(self) -> None:
@@ -180,8 +182,8 @@ class SovitsV4Module(L.LightningModule):
         opt = AdamW([p for p in self.model.parameters() if p.requires_grad], hp.lr, betas=tuple(hp.betas), eps=hp.eps)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": ExponentialLR(opt, hp.lr_decay), "interval": "epoch"}}
 
-    def on_train_epoch_start(self) -> None:
-        self.train()  # the model keeps ssl_proj, quantizer and enc_p in eval mode
+    def on_fit_start(self) -> None:
+        self.train()  # Lightning keeps the modes it is given; frozen parts run in eval mode inside forward
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         shortcut = bool(torch.rand(()) < self.hparams.shortcut_prob)

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import functools
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from omegaconf import DictConfig, OmegaConf
-from tqdm.auto import tqdm
 
 from mockvox.data.store import DatasetStore
+from mockvox.progress import Bars
 from mockvox.train.build import Networks, codebook_ready, init_codebook
 
 STAGES = ("sovits", "gpt")
+FEATURE_STEPS = {"features": ("text", "features")}  # feature extraction's text and audio passes: one bar
 
 
 @dataclass
@@ -23,20 +25,13 @@ class StageOutcome:
     checkpoint: Path | None
 
 
-class _Progress:
-    """tqdm bars for ``progress(stage, done, total)`` callbacks."""
+def check_speech(cfg: DictConfig, store: DatasetStore) -> float:
+    """Seconds of usable speech in the dataset; ``NotEnoughSpeech`` below ``data.min_speech_seconds``."""
+    from mockvox.data.datasets import require_speech
 
-    def __init__(self, enabled: bool = True):
-        self.enabled, self.bars = enabled, {}
-
-    def __call__(self, stage: str, done: int, total: int) -> None:
-        if not self.enabled:
-            return
-        bar = self.bars.get(stage) or self.bars.setdefault(stage, tqdm(total=total, desc=stage, unit="clip"))
-        bar.n = done
-        bar.refresh()
-        if done >= total:
-            bar.close()
+    file_id = cfg.data.file_id
+    results = store.read_output(file_id)["results"]
+    return require_speech(file_id, results, store.sliced_dir(file_id), float(cfg.data.min_speech_seconds))
 
 
 def prepare_features(cfg: DictConfig, store: DatasetStore, nets: Networks) -> Path:
@@ -51,7 +46,7 @@ def prepare_features(cfg: DictConfig, store: DatasetStore, nets: Networks) -> Pa
     extractors = features.Extractors.create(nets.hubert, nets.sovits, nets.bert)
     return features.extract_features(
         store, file_id, extractors, Path(cfg.paths.features_dir), use_denoised=bool(cfg.data.denoise),
-        progress=_Progress(bool(cfg.callbacks.progress)),
+        progress=Bars(bool(cfg.callbacks.progress), steps=FEATURE_STEPS, units={"features": "clip"}),
     )  # fmt: skip
 
 
@@ -85,7 +80,8 @@ def _gpt_parts(cfg: DictConfig, nets: Networks, features_dir: Path):
     g = cfg.gpt_train
     batch = max(1, g.batch_size // 2) if g.dpo else g.batch_size  # official: DPO halves the batch
     data = GPTDataModule(features_dir, batch_size=batch, num_workers=cfg.data.num_workers,
-                         min_items=cfg.data.min_items, seed=cfg.seed)  # fmt: skip
+                         min_items=cfg.data.min_items, seed=cfg.seed, max_sec=g.max_sec,
+                         min_ps_ratio=g.min_ps_ratio, max_ps_ratio=g.max_ps_ratio)  # fmt: skip
     return gpt_module(cfg, nets), data, 32000
 
 
@@ -110,14 +106,15 @@ def _sovits_parts(cfg: DictConfig, nets: Networks, features_dir: Path):
     from mockvox.data.datasets import SovitsDataModule
 
     t = cfg.model.sovits_train
+    min_frames = nets.sovits.segment_size if nets.version == "v2" else 0  # v2 decodes segments; v4 the whole mel
     data = SovitsDataModule(features_dir, nets.version, batch_size=t.batch_size, num_workers=cfg.data.num_workers,
-                            min_items=cfg.data.min_items, seed=cfg.seed)  # fmt: skip
+                            min_items=cfg.data.min_items, seed=cfg.seed, min_frames=min_frames)  # fmt: skip
     return sovits_module(cfg, nets), data, 32000 if nets.version == "v2" else 48000
 
 
 def run_stage(stage: str, cfg: DictConfig, nets: Networks, features_dir: Path, tracker, run_id, resume, workdir: Path):
     """Fit one stage for ``cfg.epochs[stage]`` (more) epochs; log its checkpoint to the stage run."""
-    from mockvox.train.callbacks import SampleCallback
+    from mockvox.train.callbacks import SampleCallback, StageProgressBar
     from mockvox.train.run import instantiate_trainer
 
     module, data, sample_rate = (_sovits_parts if stage == "sovits" else _gpt_parts)(cfg, nets, features_dir)
@@ -132,7 +129,7 @@ def run_stage(stage: str, cfg: DictConfig, nets: Networks, features_dir: Path, t
             if tracker:
                 tracker.log_artifact(run_id, ckpt_in, "checkpoints")
         return StageOutcome(done, {}, ckpt_in)
-    callbacks = []
+    callbacks = [StageProgressBar(stage)] if cfg.callbacks.progress else []
     every = int(cfg.callbacks.samples.every_n_epochs or 0)
     if every:
         callbacks.append(SampleCallback(sample_rate=sample_rate, every_n_epochs=every))
@@ -141,24 +138,27 @@ def run_stage(stage: str, cfg: DictConfig, nets: Networks, features_dir: Path, t
         callbacks=callbacks, default_root_dir=str(workdir / stage), enable_checkpointing=False,
         enable_progress_bar=bool(cfg.callbacks.progress),
     )  # fmt: skip
-    trainer.fit(module, datamodule=data, ckpt_path=str(ckpt_in) if ckpt_in else None)
+    trainer.fit(module, datamodule=data, ckpt_path=str(ckpt_in) if ckpt_in else None, weights_only=True)
     if trainer.interrupted:
         raise KeyboardInterrupt(f"{stage} training interrupted")
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
     if trainer.fast_dev_run:
         return StageOutcome(done, metrics, None)
     ckpt_out = workdir / f"{stage}.ckpt"
-    trainer.save_checkpoint(ckpt_out)
+    trainer.save_checkpoint(ckpt_out, weights_only=False)  # optimiser states too: `mockvox resume` continues
     if tracker:
         tracker.log_artifact(run_id, ckpt_out, "checkpoints")
     return StageOutcome(trainer.current_epoch, metrics, ckpt_out)
 
 
-def write_voice_folder(cfg: DictConfig, nets: Networks, dest: Path, result, manifest: dict, resume) -> Path:
-    """The model folder (official export formats + mockvox.yaml) that inference loads."""
+def write_voice_folder(cfg: DictConfig, nets: Networks, dest: Path, result, manifest: dict, resume,
+                       sliced_dir: Path | None = None) -> Path:  # fmt: skip
+    """The model folder (official export formats + mockvox.yaml) that inference loads, with a reference clip from
+    ``sliced_dir`` (the dataset's raw slices) when one fits."""
     from mockvox.infer.loading import write_voice
 
     official = nets.official or (resume is not None and resume.official)
+    ref = reference_clip(manifest, sliced_dir) if sliced_dir is not None else None
     training = {
         "config": OmegaConf.to_container(cfg, resolve=True),
         "file_id": cfg.data.file_id,
@@ -175,6 +175,20 @@ def write_voice_folder(cfg: DictConfig, nets: Networks, dest: Path, result, mani
         vocoder=None if nets.version == "v2" else ("pretrained" if official else nets.vocoder),
         vocoder_kwargs=nets.vocoder_kwargs,
         sovits_base=None if nets.version == "v2" else ("pretrained" if official else nets.sovits),
-        extra={"training": training, "gpt_config": nets.gpt_config},
+        extra={"training": training, "gpt_config": nets.gpt_config, **({"reference": ref[1]} if ref else {})},
     )  # fmt: skip
+    if ref:
+        shutil.copyfile(ref[0], dest / ref[1]["audio"])
     return dest
+
+
+def reference_clip(manifest: dict, sliced_dir: Path) -> tuple[Path, dict] | None:
+    """The dataset's first 3-10 s slice with text: the voice's bundled reference (its MLflow input example)."""
+    from mockvox.train.pyfunc import REFERENCE
+
+    for item in manifest["results"]:
+        start, end = map(int, item["key"].split("_"))
+        clip = Path(sliced_dir) / f"{item['key']}.wav"
+        if item.get("text") and 3.0 <= (end - start) / 32000 <= 10.0 and clip.is_file():
+            return clip, {"audio": REFERENCE, "text": item["text"], "language": manifest["language"]}
+    return None

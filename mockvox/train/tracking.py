@@ -123,23 +123,56 @@ class Tracker:
         return dict(self.client.get_run(run_id).data.metrics)
 
     # --- models -----------------------------------------------------------------------------------------------------
-    def log_voice(self, run_id: str, voice_dir: Path, params: Mapping[str, Any], tags: Mapping[str, str]):
-        """Log the voice folder as a pyfunc model of ``run_id``; returns MLflow's ``ModelInfo`` (``model_id``)."""
-        from mockvox import __version__
-        from mockvox.train.pyfunc import VoicePyfunc, signature
+    def log_voice(self, run_id: str, voice_dir: Path, params: Mapping[str, Any], tags: Mapping[str, str],
+                  pretrained_dir: str | os.PathLike | None = None):  # fmt: skip
+        """Log the voice folder as a pyfunc model of ``run_id``; returns MLflow's ``ModelInfo`` (``model_id``).
 
-        with mlflow.start_run(run_id=run_id, experiment_id=self.experiment_id):
+        The model is its code (:mod:`mockvox.train.voice_model`), not a pickle. MLflow loads it once and runs its
+        input example (the bundled reference read back); ``pretrained_dir`` holds the official parts it names.
+        """
+        from mockvox import __version__
+        from mockvox.train import pyfunc
+
+        run = mlflow.start_run(run_id=run_id, experiment_id=self.experiment_id)
+        with run, _env("MOCKVOX_PRETRAINED", pretrained_dir):
             info = mlflow.pyfunc.log_model(
                 name=MODEL_ARTIFACT,
-                python_model=VoicePyfunc(),
+                python_model=str(Path(pyfunc.__file__).with_name("voice_model.py")),  # imported only on load
                 artifacts={"voice": str(voice_dir)},
                 pip_requirements=[f"mockvox=={__version__}"],
-                signature=signature(),
+                signature=pyfunc.signature(),
+                input_example=pyfunc.input_example(voice_dir),
                 params={k: str(v) for k, v in params.items()},
                 tags=dict(tags),
             )
         return info
 
     def register(self, model_uri: str, name: str, tags: Mapping[str, str] | None = None):
-        """A new version of registered model ``name`` (``models:/name@latest`` resolves to the newest)."""
-        return mlflow.register_model(model_uri, name, tags=dict(tags or {}))
+        """A new version of registered model ``name`` (``models:/name@latest`` resolves to the newest).
+
+        Through the client, which (unlike ``mlflow.register_model``) prints nothing: the caller reports the version.
+        """
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client.create_registered_model(name)
+        except MlflowException as err:
+            if err.error_code not in ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"):
+                raise
+        model_id = model_uri.removeprefix("models:/") if model_uri.startswith("models:/m-") else None
+        return self.client.create_model_version(name, model_uri, tags=dict(tags or {}), model_id=model_id)
+
+
+@contextmanager
+def _env(name: str, value: str | os.PathLike | None) -> Iterator[None]:
+    """``os.environ[name] = value`` inside the block (nothing when ``value`` is None)."""
+    saved = os.environ.get(name)
+    if value is not None:
+        os.environ[name] = str(value)
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = saved

@@ -57,3 +57,15 @@ def test_caches_are_keyed_by_parameters_and_dtype():
 def test_float64_input_stays_float64():
     y = _tone(8000).double()
     assert spectrogram_torch(y, 512, 32000, 128, 512).dtype == torch.float64
+
+
+def test_caches_built_in_inference_mode_still_serve_autograd():
+    hann_window.cache_clear()
+    mel_filterbank.cache_clear()
+    with torch.inference_mode():
+        mel_spectrogram_torch(_tone(8000), 512, 40, 32000, 128, 512, 0.0, None)
+    assert not hann_window(512, torch.float32, torch.device("cpu")).is_inference()
+    assert not mel_filterbank(32000, 512, 40, 0.0, None, torch.float32, torch.device("cpu")).is_inference()
+    y = _tone(8000).requires_grad_()
+    mel_spectrogram_torch(y, 512, 40, 32000, 128, 512, 0.0, None).mean().backward()
+    assert torch.isfinite(y.grad).all() and y.grad.abs().sum() > 0

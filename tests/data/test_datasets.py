@@ -207,7 +207,7 @@ def test_datamodules_shuffle_reproducibly_and_validate_on_two_items(features):
     first = order(1234)
     assert len(first) == 102 and first == order(1234) and first != order(7)
     dm = SovitsDataModule(features, "v2")
-    val = list(dm.val_dataloader())
+    val = list(dm.sample_dataloader())
     assert [b["keys"] for b in val] == [[k] for k in SovitsDataset(features, min_items=0).keys[:2]]
     with pytest.raises(FileNotFoundError, match="name2text.json"):
         GPTDataModule(features / "absent").train_dataloader()

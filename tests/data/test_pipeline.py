@@ -11,7 +11,7 @@ from mockvox.audio.io import AudioError
 from mockvox.data.asr import AsrConfig
 from mockvox.data.pipeline import DatasetPipeline, PrepareConfig, RevisionError
 from mockvox.data.store import DatasetNotFound, DatasetStore
-from tests.conftest import SAMPLES
+from tests.conftest import SAMPLES, tone_bursts
 
 KEY = re.compile(r"^\d{10}_\d{10}$")
 
@@ -139,3 +139,50 @@ def test_manifest_lists_versions(pipeline, uploaded):
     assert [v["operation"] for v in manifest["versions"]] == ["upload", "revision"]
     assert manifest["version"] == manifest["versions"][-1]["version"]
     assert json.dumps(manifest)  # serialisable as printed by `mockvox dataset`
+
+
+def test_recordings_without_speech_are_rejected_and_nothing_is_written(pipeline, write_audio):
+    store = pipeline.store
+    short = write_audio("tone.wav", tone_bursts(32000, [("tone", 0.2)]))
+    with pytest.raises(
+        AudioError, match=r"tone.wav: 0.20 s of audio is shorter than the minimum useful length of 0.6 s"
+    ):
+        pipeline.upload(short, "en")
+    tone = write_audio("long_tone.wav", tone_bursts(32000, [("tone", 2.0)]))
+    with pytest.raises(AudioError, match=r"no speech recognised in the recording: .* 1 slice\(s\) \(2.0 s\)"):
+        pipeline.upload(tone, "en")
+    written = [p for p in store.root.rglob("*") if p.is_file()]
+    assert written == [] and not store.root.joinpath("asr").exists()
+
+
+def test_empty_transcripts_are_flagged_excluded_from_training_and_cleared_by_revision(pipeline, monkeypatch, tmp_path):
+    from mockvox.data.datasets import usable_speech
+    from mockvox.data.features import Extractors, extract_features
+    from tests.data.test_features import tiny_hubert, tiny_sovits
+
+    transcribe = pipeline.transcriber.transcribe
+    calls = iter(range(100))
+    monkeypatch.setattr(
+        pipeline.transcriber, "transcribe", lambda a, lang: "" if next(calls) == 1 else transcribe(a, lang)
+    )
+    result = pipeline.upload(SAMPLES / "voice_en.ogg", "en", denoise_audio=False)
+    results = pipeline.store.read_output(result.file_id)["results"]
+    flagged = results[1]
+    assert flagged == {"key": flagged["key"], "text": "", "empty": True}
+    assert all(set(r) == {"key", "text"} and r["text"] for r in (results[0], results[2]))  # MockVox's format
+    assert pipeline.store.manifest(result.file_id)["empty"] == [flagged["key"]]
+    seconds, count = usable_speech(results, pipeline.store.sliced_dir(result.file_id))
+    assert count == 2 and 4.0 < seconds < 12.0
+
+    extractors = Extractors.create(tiny_hubert(), tiny_sovits("v2"))
+    folder = extract_features(pipeline.store, result.file_id, extractors, tmp_path / "cache", use_denoised=False)
+    meta = json.loads((folder / "meta.json").read_text())
+    assert flagged["key"] not in meta["keys"] and "empty transcript" in meta["skipped"][flagged["key"]]
+    assert flagged["key"] not in {e["key"] for e in json.loads((folder / "name2text.json").read_text())}
+
+    pipeline.revise(result.file_id, [{"key": flagged["key"], "text": "The quick brown fox jumps over the lazy dog."}])
+    revised = pipeline.store.read_output(result.file_id)["results"][1]
+    assert revised == {"key": flagged["key"], "text": "The quick brown fox jumps over the lazy dog."}
+    assert pipeline.store.manifest(result.file_id)["empty"] == []
+    again = extract_features(pipeline.store, result.file_id, extractors, tmp_path / "cache", use_denoised=False)
+    assert flagged["key"] in json.loads((again / "meta.json").read_text())["keys"]

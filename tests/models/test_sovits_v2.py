@@ -75,8 +75,11 @@ def test_flow_inverts(model):
 def test_training_forward_shapes_and_gradients():
     torch.manual_seed(0)
     net = SynthesizerTrn.tiny().train()
+    modes = []  # the frozen quantizer runs in eval mode inside the forward only
+    net.quantizer.register_forward_pre_hook(lambda m, _: modes.append(m.training))
     ssl, spec, lengths, text, text_lengths = _batch()
     out = net(ssl, spec, lengths, text, text_lengths)
+    assert modes == [False] and all(m.training for m in net.modules())
     seg = TINY["segment_size"]
     assert out.y_hat.shape == (2, 1, seg * net.hop_length)
     assert out.z.shape == out.z_p.shape == out.m_p.shape == out.m_q.shape == (2, TINY["inter_channels"], 20)

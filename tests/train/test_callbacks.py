@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import lightning as L
 import soundfile as sf
@@ -10,7 +11,7 @@ import torch
 from lightning.pytorch.loggers import MLFlowLogger
 from mlflow.tracking import MlflowClient
 
-from mockvox.train.callbacks import SampleCallback
+from mockvox.train.callbacks import SampleCallback, StageProgressBar
 from tests.train.test_modules import _loader, gpt_batch, gpt_module, sovits_batch, v2_module
 
 
@@ -40,11 +41,11 @@ class _DataModule(L.LightningDataModule):
     def train_dataloader(self):
         return _loader([gpt_batch(0)])
 
-    def val_dataloader(self):
+    def sample_dataloader(self):
         return _loader([gpt_batch(5, phone_lens=(4, 7), sem_lens=(12, 9)), gpt_batch(6)])
 
 
-def test_uses_the_first_validation_batch_of_the_datamodule(tmp_path) -> None:
+def test_uses_the_first_sample_batch_of_the_datamodule(tmp_path) -> None:
     trainer = _trainer(max_epochs=1, logger=False, default_root_dir=tmp_path, limit_val_batches=0,
                        callbacks=[SampleCallback(sample_rate=32000)])  # fmt: skip
     trainer.fit(gpt_module(), datamodule=_DataModule())
@@ -67,3 +68,12 @@ def test_sovits_wavs_and_mels_copied_to_the_run_folder_every_n_epochs(tmp_path) 
     gen, _ = sf.read(folder / "wav_gen.wav")
     assert len(gen) == 34 * 640
     assert (folder / "mel.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_stage_bar_counts_every_batch_of_the_run_with_its_losses(tmp_path, capsys) -> None:
+    trainer = _trainer(max_epochs=2, logger=False, default_root_dir=tmp_path, enable_progress_bar=True,
+                       log_every_n_steps=1, callbacks=[StageProgressBar("gpt")])  # fmt: skip
+    trainer.fit(gpt_module(), _loader([gpt_batch(0), gpt_batch(1)]))
+    lines = [line for line in capsys.readouterr().err.replace("\r", "\n").splitlines() if line.strip()]
+    assert re.fullmatch(r"\s+gpt 100%\|█+\| 4/4 batch \[00:\d\d, epoch 2/2, loss=\S+, acc=\S+\]", lines[-1])
+    assert all("gpt" in line for line in lines)  # one bar, no other progress output

@@ -1,4 +1,4 @@
-"""Composition of the training configs: every experiment, the size shorthand, and configs that cannot work."""
+"""Composition of the training configs: every experiment and group option, the size group, configs that cannot work."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from mockvox.train.build import ConfigError, build_networks, check_config
-from mockvox.train.config import compose_train, expand_shorthands
+from mockvox.train.config import compose_train
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
 EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))
@@ -34,29 +34,92 @@ def test_defaults_are_the_official_training_settings():
     assert OmegaConf.to_container(v2.model.sovits) == {}  # constructor defaults = s2.json
 
 
-def test_model_tiny_is_a_size_shorthand_that_keeps_the_version():
-    assert expand_shorthands(["model=tiny", "model=v2", "seed=3"]) == ["model.size=tiny", "model=v2", "seed=3"]
-    cfg = compose_train(["model=v2", "model=tiny", "pretrained=none", "data.file_id=x"])
-    assert cfg.model.version == "v2" and cfg.model.size == "tiny" and cfg.model.sovits.upsample_rates == [10, 8, 8]
+TINY_V2_SOVITS = {"segment_size": 8, "upsample_rates": [10, 8, 8], "ssl_dim": 32, "n_flows": 2}
+TINY_V4_SOVITS = {"cond_channels": 32, "wns_layers": 2, "ssl_dim": 32, "dit": {"dim": 64, "depth": 2}}
+TINY_GPT = {"hidden_dim": 64, "num_heads": 2, "num_layers": 2}
+
+
+def _subset(node, expected: dict) -> bool:
+    plain = OmegaConf.to_container(node, resolve=True) if not isinstance(node, dict) else node
+    return all(_subset(plain[k], v) if isinstance(v, dict) and v else plain[k] == v for k, v in expected.items())
+
+
+@pytest.mark.parametrize("version", ["v2", "v4"])
+def test_size_is_a_group_that_keeps_the_version(version):
+    official = compose_train([f"model={version}", "data.file_id=x"])
+    assert official.model.size == "official" and official.model.version == version
+    assert all(OmegaConf.to_container(official.model[n]) == {} for n in ("gpt", "sovits", "hubert"))
+    tiny = compose_train([f"model={version}", "model/size=tiny", "pretrained=none", "data.file_id=x"])
+    check_config(tiny)
+    assert tiny.model.version == version and tiny.model.size == "tiny"
+    assert tiny.model.sample_rate == (32000 if version == "v2" else 48000)
+    assert _subset(tiny.model.gpt, TINY_GPT) and tiny.model.hubert.hidden_size == tiny.model.sovits.ssl_dim == 32
+    assert _subset(tiny.model.sovits, TINY_V2_SOVITS if version == "v2" else TINY_V4_SOVITS)
+    assert ("vocoder" in tiny.model) == (version == "v4") and "sizes" not in tiny.model
+    if version == "v4":
+        assert tiny.model.vocoder.upsample_initial_channel == 32 and "segment_size" not in tiny.model.sovits
+    # the order of the two overrides does not matter, and experiments pick the size the same way
+    assert compose_train(["model/size=tiny", f"model={version}", "data.file_id=x"]).model == tiny.model
+
+
+def test_the_old_size_forms_fail_clearly():
+    from hydra.errors import MissingConfigException
+
+    with pytest.raises(MissingConfigException, match="model/tiny"):  # no longer an argv rewrite
+        compose_train(["model=tiny", "data.file_id=x"])
+    relabelled = compose_train(["model=v2", "model.size=tiny", "pretrained=none", "data.file_id=x"])
+    with pytest.raises(ConfigError, match="model/size=tiny"):  # a label alone would train official-size networks
+        check_config(relabelled)
 
 
 @pytest.mark.parametrize(
     "group,options",
     [
-        ("trainer", ["cpu", "gpu", "ddp"]),
-        ("logger", ["mlflow", "none"]),
-        ("debug", ["fdr", "overfit"]),
-        ("pretrained", ["official", "none"]),
+        ("trainer", {
+            "cpu": {"accelerator": "cpu", "devices": 1, "precision": "32-true"},
+            "gpu": {"accelerator": "gpu", "devices": 1, "precision": "16-mixed", "log_every_n_steps": 1},
+            "ddp": {"accelerator": "gpu", "devices": -1, "precision": "16-mixed",
+                    "strategy": "ddp_find_unused_parameters_true"},
+        }),
+        ("logger", {"mlflow": {"enabled": True, "experiment_name": "mockvox"}, "none": {"enabled": False}}),
+        ("debug", {
+            "fdr": {"trainer": {"fast_dev_run": True}, "data": {"min_items": 0}},
+            "overfit": {"trainer": {"overfit_batches": 1}, "data": {"min_items": 0},
+                        "epochs": {"sovits": 20, "gpt": 20}},
+        }),
+        ("pretrained", {
+            "official": {"name": "official", "hubert": "chinese-hubert-base", "bert": "chinese-roberta-wwm-ext-large",
+                         "files": {"v4": {"gpt": "s1v3.ckpt"}}},
+            "none": {"name": "none", "hubert": None, "bert": None, "files": {}},
+        }),
+        ("model", {
+            "v2": {"version": "v2", "sample_rate": 32000, "size": "official", "sovits_train": {"c_mel": 45.0}},
+            "v4": {"version": "v4", "sample_rate": 48000, "size": "official", "sovits_train": {"lora_rank": 32}},
+        }),
+        ("model/size", {
+            "official": {"size": "official", "gpt": {}, "sovits": {}},
+            "tiny": {"size": "tiny", "gpt": TINY_GPT, "sovits": TINY_V4_SOVITS},
+        }),
     ],
-)
-def test_group_options_compose(group, options):
-    for option in options:
-        compose_train([f"{group}={option}", "data.file_id=x"])
+)  # fmt: skip
+def test_group_options_compose_to_their_values(group, options, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MOCKVOX_EXPERIMENT", raising=False)
+    default = OmegaConf.to_container(compose_train(["data.file_id=x"]), resolve=True)
+    for option, expected in options.items():
+        cfg = compose_train([f"{group}={option}", "data.file_id=x"])
+        node = cfg if group == "debug" else cfg[group.split("/")[0]]
+        assert _subset(node, expected), f"{group}={option}: {OmegaConf.to_yaml(node)}"
+        if group == "debug":  # a debug option changes nothing else
+            plain = OmegaConf.to_container(cfg, resolve=True)
+            assert plain["gpt_train"] == default["gpt_train"] and plain["model"] == default["model"]
+    if group == "logger":
+        assert compose_train(["logger=none", "data.file_id=x"]).logger.keys() == {"enabled"}
 
 
 def test_official_weights_do_not_fit_the_tiny_size():
-    with pytest.raises(ConfigError, match="model.size=official"):
-        check_config(compose_train(["model=tiny", "data.file_id=x"]))
+    with pytest.raises(ConfigError, match="model/size=official"):
+        check_config(compose_train(["model/size=tiny", "data.file_id=x"]))
 
 
 def test_missing_pretrained_files_name_the_file_and_the_fix(tmp_path):
@@ -103,3 +166,133 @@ def test_a_tracker_does_not_leak_its_store_into_later_configs(tmp_path, monkeypa
     assert "MLFLOW_TRACKING_URI" not in os.environ
     cfg = compose_train(["data.file_id=x", f"paths.data_dir={tmp_path}/b"])
     assert cfg.logger.tracking_uri == f"sqlite:///{tmp_path}/b/mlflow.db"
+
+
+# ---------------------------------------------------------------------------------------- documented overrides
+
+TINY_V2 = {"version": "v2", "size": "tiny", "sample_rate": 32000, "gpt": TINY_GPT, "sovits": TINY_V2_SOVITS}
+TINY_V4 = {"version": "v4", "size": "tiny", "sample_rate": 48000, "gpt": TINY_GPT, "sovits": TINY_V4_SOVITS}
+OFFICIAL_V2 = {"version": "v2", "size": "official", "gpt": {}, "sovits": {}, "hubert": {}}
+DOCUMENTED = [  # README / conf comments: the overrides and what they must compose to
+    (["model=v2", "model/size=tiny", "pretrained=none"], {"model": TINY_V2, "pretrained": {"name": "none"}}),
+    (["model/size=tiny", "model=v4", "pretrained=none"], {"model": TINY_V4}),
+    (["experiment=demo"], {"model": TINY_V2, "pretrained": {"name": "none"}, "epochs": {"sovits": 4, "gpt": 4}}),
+    (["experiment=demo", "model=v4"], {"model": TINY_V4, "pretrained": {"name": "none"}}),
+    (["experiment=demo", "model/size=official", "pretrained=official"], {"model": OFFICIAL_V2}),
+    (["experiment=tiny_v4"], {"model": {**TINY_V4, "sovits_train": {"lora_rank": 4}}, "epochs": {"sovits": 1}}),
+    (["experiment=v2_finetune"], {"model": OFFICIAL_V2, "epochs": {"sovits": 8, "gpt": 15}}),
+    (["experiment=v4_lora"], {"model": {"version": "v4", "size": "official"}, "epochs": {"sovits": 2, "gpt": 8}}),
+    (["model=v2", "epochs.sovits=8", "epochs.gpt=15", "trainer=gpu", "trainer.precision=bf16-mixed"],
+     {"model": OFFICIAL_V2, "epochs": {"sovits": 8, "gpt": 15}, "trainer": {"accelerator": "gpu",
+                                                                             "precision": "bf16-mixed"}}),
+    (["gpt_train.max_sec=30", "gpt_train.min_ps_ratio=2", "gpt_train.max_ps_ratio=40", "data.denoise=false"],
+     {"gpt_train": {"max_sec": 30, "min_ps_ratio": 2, "max_ps_ratio": 40}, "data": {"denoise": False}}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("overrides,expected", DOCUMENTED)
+def test_documented_overrides_compose_to_what_they_say(overrides, expected):
+    cfg = compose_train([*overrides, "data.file_id=x"])
+    assert _subset(cfg, expected), OmegaConf.to_yaml({k: cfg[k] for k in expected})
+    check_config(cfg)
+
+
+@pytest.mark.parametrize("overrides", [DOCUMENTED[0][0], DOCUMENTED[3][0], DOCUMENTED[5][0]])
+def test_the_hydra_entry_point_composes_the_same_config(overrides, tmp_path):
+    import subprocess
+    import sys
+
+    import yaml
+
+    cmd = [sys.executable, "-m", "mockvox.train", *overrides, "data.file_id=x", "--cfg", "job", "--resolve"]
+    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    job = yaml.safe_load(proc.stdout)
+    ours = OmegaConf.to_container(compose_train([*overrides, "data.file_id=x"]), resolve=True)
+    for key in ("model", "pretrained", "epochs", "gpt_train", "data"):
+        if key == "pretrained":
+            job[key].pop("dir"), ours[key].pop("dir")  # made absolute by compose()
+        assert job[key] == ours[key], key
+
+
+def test_a_hydra_sweep_over_version_and_size_composes_every_job():
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    line = ["model=v2,v4", "model/size=tiny,official", "pretrained=none", "data.file_id=x"]
+    (jobs,) = BasicSweeper.split_arguments(OverridesParser.create().parse_overrides(line), None)
+    models = [compose_train(list(job)).model for job in jobs]
+    assert sorted((m.version, m.size) for m in models) == [("v2", "official"), ("v2", "tiny"), ("v4", "official"),
+                                                           ("v4", "tiny")]  # fmt: skip
+    for m in models:
+        assert _subset(m, {"v2": TINY_V2, "v4": TINY_V4}[m.version] if m.size == "tiny" else {"sovits": {}})
+
+
+def _dvc_params(tmp_path, overrides: list[str]) -> dict:
+    """What ``dvc exp run -S ...`` writes to params.yaml (DVC's own Hydra composition of conf/pipeline.yaml)."""
+    import yaml
+    from dvc.utils.hydra import compose_and_dump
+
+    out = tmp_path / f"params-{len(list(tmp_path.iterdir()))}.yaml"
+    compose_and_dump(out, str(CONF), None, "pipeline", str(tmp_path), overrides)
+    return yaml.safe_load(out.read_text())
+
+
+def test_dvc_exp_run_set_params_select_version_and_size(tmp_path, monkeypatch):
+    from dvc.utils.hydra import get_hydra_sweeps
+
+    for var in ("MLFLOW_TRACKING_URI", "MOCKVOX_ROOT", "MOCKVOX_DATA", "MOCKVOX_EXPERIMENT"):
+        monkeypatch.delenv(var, raising=False)
+    assert _subset(_dvc_params(tmp_path, [])["model"], TINY_V2)  # the pipeline default: experiment=demo
+    assert _subset(_dvc_params(tmp_path, ["model=v4"])["model"], TINY_V4)
+    official = _dvc_params(tmp_path, ["model/size=official", "pretrained=official"])
+    assert _subset(official, {"model": OFFICIAL_V2, "pretrained": {"name": "official"}})
+    assert _subset(_dvc_params(tmp_path, ["experiment=tiny_v4"])["model"], TINY_V4)
+    sweeps = get_hydra_sweeps({"params.yaml": ["model=v2,v4", "model/size=tiny"]})
+    assert len(sweeps) == 2
+    versions = {_dvc_params(tmp_path, s["params.yaml"])["model"]["version"] for s in sweeps}
+    assert versions == {"v2", "v4"}
+
+
+def test_params_yaml_is_the_dvc_composition_of_the_pipeline_config(tmp_path, monkeypatch):
+    import yaml
+
+    for var in ("MLFLOW_TRACKING_URI", "MOCKVOX_ROOT", "MOCKVOX_DATA", "MOCKVOX_EXPERIMENT"):
+        monkeypatch.delenv(var, raising=False)
+    committed = yaml.safe_load((CONF.parent / "params.yaml").read_text())
+    assert committed == _dvc_params(tmp_path, []), "regenerate params.yaml from conf/pipeline.yaml (see its header)"
+
+
+# ---------------------------------------------------------------------------- values reach the built objects
+
+
+def test_gpt_filters_from_the_config_reach_the_dataset(tmp_path):
+    from mockvox.train import stages
+    from tests.data.test_datasets import write_gpt_folder
+
+    folder = write_gpt_folder(tmp_path / "f", {"ok": (10, 50), "fast": (30, 25), "long": (300, 1351)})
+
+    def kept(*overrides: str) -> set[str]:
+        cfg = compose_train(["experiment=demo", "data.file_id=x", *overrides])
+        _, data, _ = stages._gpt_parts(cfg, build_networks(cfg, with_bert=False), folder)
+        return set(data.build(0).unique_keys)
+
+    assert kept() == {"ok"}  # official: 3..25 phones/s, at most 54 s
+    assert kept("gpt_train.max_ps_ratio=40") == {"ok", "fast"}
+    assert kept("gpt_train.max_sec=60") == {"ok", "long"}  # 1351 tokens = 54.04 s
+    assert kept("gpt_train.min_ps_ratio=6", "gpt_train.max_ps_ratio=40") == {"fast"}  # "ok" has 5 phones/s
+
+
+@pytest.mark.parametrize(
+    "overrides,frames",
+    [(["experiment=demo"], 8), (["experiment=demo", "model.sovits.segment_size=12"], 12), (["experiment=tiny_v4"], 0)],
+)
+def test_the_sovits_collate_pads_to_the_decoder_segment(overrides, frames, tmp_path):
+    from mockvox.train import stages
+
+    cfg = compose_train([*overrides, "data.file_id=x"])
+    nets = build_networks(cfg, with_bert=False)
+    _, data, _ = stages._sovits_parts(cfg, nets, tmp_path)
+    assert data.collate.keywords["min_frames"] == frames
+    if cfg.model.version == "v2":
+        assert nets.sovits.segment_size == frames

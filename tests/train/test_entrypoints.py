@@ -25,16 +25,22 @@ def test_fast_dev_run_of_both_stages_registers_nothing(dataset, experiment, tmp_
     cfg = compose_train([f"experiment={experiment}", "debug=fdr", f"paths.data_dir={data_dir}",
                          f"data.file_id={file_id}", "callbacks.progress=false",
                          f"logger.experiment_name=fdr-{experiment}"])  # fmt: skip
+    tracker = Tracker.from_config(cfg.logger)
+    registered_before = _registry(tracker)  # the store is shared with the other tests on this dataset
     result = train(cfg)
-    assert result.model_id is None and result.version is None
+    assert result.model_id is None and result.version is None and result.name is None
     assert {
         "sovits/train/loss_mel_step" if experiment == "demo" else "sovits/train/loss_cfm_step",
         "gpt/train/loss_step",
     } <= set(result.metrics)
-    tracker = Tracker.from_config(cfg.logger)
-    assert not tracker.client.search_registered_models(f"name='voice-{file_id}-fdr'")
+    assert _registry(tracker) == registered_before  # no registry version at all, under voice-{id} or another name
+    assert not tracker.client.search_logged_models(experiment_ids=[tracker.experiment_id])  # nor a logged model
     runs = tracker.client.search_runs([tracker.experiment_id])
     assert len(runs) == 3 and all(r.info.status == "FINISHED" for r in runs)  # parent + two stages
+
+
+def _registry(tracker: Tracker) -> set[tuple[str, str]]:
+    return {(v.name, v.version) for v in tracker.client.search_model_versions("")}
 
 
 def _env() -> dict:
@@ -82,8 +88,7 @@ def test_dvc_repro_runs_prepare_features_train_on_the_sample(tmp_path, whisper_d
     for rel in ("mockvox/data/features.py", "mockvox/data/datasets.py", "mockvox/data/pipeline.py",
                 "mockvox/data/asr.py", "mockvox/data/prepare.py", "mockvox/train/build.py"):  # fmt: skip
         shutil.copy(REPO / rel, project / rel)
-    shutil.copytree(whisper_dir, project / "pretrained")
-    env = _env()
+    env = {**_env(), "MOCKVOX_PRETRAINED": str(whisper_dir)}  # models come from the home, not the project
     for cmd in (["git", "init", "-q"], [sys.executable, "-m", "dvc", "init", "-q"]):
         subprocess.run(cmd, cwd=project, check=True, env=env)
     proc = subprocess.run([sys.executable, "-m", "dvc", "repro"], cwd=project, env=env, capture_output=True,

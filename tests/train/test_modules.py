@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader
 
 from mockvox.audio.io import load_audio
 from mockvox.audio.mel_v4 import mel_v4, norm_spec
-from mockvox.audio.spectral import spectrogram_torch
+from mockvox.audio.spectral import hann_window, mel_filterbank, mel_spectrogram_torch, spectrogram_torch
 from mockvox.models.discriminators import MultiPeriodDiscriminator
 from mockvox.models.lora import add_lora
 from mockvox.models.sovits_v2 import SynthesizerTrn
@@ -345,10 +345,25 @@ def test_v4_sample_regenerates_the_mel_after_a_prompt() -> None:
     batch = v4_batch()
     module.train()
     out = module.sample(batch)
-    assert module.model.training and not module.model.enc_p.training
+    assert all(m.training for m in module.model.modules())  # modes restored
     assert out["mel_real"].shape == out["mel_gen"].shape == (100, 60)  # 4 x 15 codes
     p = int(out["prompt_frames"])
     assert p == 20
     np.testing.assert_array_equal(out["mel_gen"][:, :p], out["mel_real"][:, :p])
     assert not np.allclose(out["mel_gen"][:, p:], out["mel_real"][:, p:])
     assert out["mel_real"].min() >= -12.0 - 1e-4 and out["mel_real"].max() <= 2.0 + 1e-4  # de-normalised log-mel
+
+
+def test_v2_trains_after_synthesis_built_the_spectral_caches() -> None:
+    """A worker that synthesises (inference mode) and then trains in one process: the caches must not poison it."""
+    from mockvox.train.sovits_module import OFFICIAL_MEL
+
+    hann_window.cache_clear()
+    mel_filterbank.cache_clear()
+    with torch.inference_mode():  # what Synthesizer does first in such a worker
+        mel_spectrogram_torch(_voice()[None, : 20 * HOP], **OFFICIAL_MEL)
+        spectrogram_torch(_voice()[None, : 20 * HOP], 2048, 32000, HOP, 2048)
+    module = v2_module()
+    trainer = _trainer(fast_dev_run=True)
+    trainer.fit(module, _loader([sovits_batch()]))
+    assert float(trainer.callback_metrics["train/loss_mel"]) > 0

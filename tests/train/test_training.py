@@ -73,6 +73,8 @@ def test_voice_folder_uses_official_export_formats(trained, tmp_path):
     meta = yaml.safe_load((voice / "mockvox.yaml").read_text())
     assert meta["version"] == "v2" and meta["sample_rate"] == 32000
     assert meta["training"]["epochs"] == {"sovits": 1, "gpt": 1}
+    reference = meta["reference"]  # a dataset slice bundled as the logged model's input example
+    assert reference["language"] == "en" and reference["text"] and (voice / reference["audio"]).is_file()
     gpt = load_gpt_checkpoint(voice / meta["gpt"]["file"])
     assert all(k.startswith("model.") for k in gpt.weight) and next(iter(gpt.weight.values())).dtype.is_floating_point
     sovits = load_sovits_checkpoint(voice / meta["sovits"]["file"])
@@ -132,7 +134,7 @@ def test_resume_adds_epochs_and_audio_into_a_new_version(trained, dataset, tmp_p
     resumed_cfg = OmegaConf.create(state.config)
     resumed_cfg.epochs = {"sovits": 1, "gpt": 2}
     resumed_cfg.resume_from = first.model_id
-    second = train(resumed_cfg)
+    second = train(resumed_cfg, resume=state)
     assert second.model_id != first.model_id and second.version == 2 and second.name == first.name
     assert second.epochs == {"sovits": 2, "gpt": 3}
     new_version = DatasetStore(data_dir).versions(file_id)[-1]["version"]
