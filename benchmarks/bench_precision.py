@@ -16,15 +16,24 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from mockvox.modules.ar_transformer import Linear
+from mockvox.modules.dit import linear as dit_linear
 from mockvox.precision import hardware_line
 
 
 def _cases() -> dict[str, tuple[str, Callable[[torch.dtype], Callable[[], torch.Tensor]]]]:
     g = torch.Generator().manual_seed(0)
 
-    def gemv(dtype):
-        x, w = torch.randn(1, 2048, generator=g).to(dtype), torch.randn(8192, 2048, generator=g).to(dtype)
-        return lambda: [F.linear(x, w) for _ in range(20)][-1]  # 64 MB of fp32 weights, out of cache, 20 tokens
+    def gemv(dtype):  # the GPT's own decoding linear: column-major fp32, oneDNN-packed bf16 where supported
+        layer = Linear(2048, 8192, bias=False).to(dtype).eval()  # 64 MB of fp32 weights: out of cache
+        layer.prepare_inference()
+        x = torch.randn(1, 2048, generator=g).to(dtype)
+        return lambda: [layer(x) for _ in range(20)][-1]  # 20 tokens
+
+    def gemm(dtype):  # a DiT linear over 1000 mel frames, oneDNN as in modules/dit.py
+        layer = torch.nn.Linear(1024, 1024).to(dtype)
+        x = torch.randn(1, 1000, 1024, generator=g).to(dtype)
+        return lambda: [dit_linear(layer, x) for _ in range(4)][-1]
 
     def conv(dtype):
         x, w = torch.randn(1, 256, 16000, generator=g).to(dtype), torch.randn(256, 256, 7, generator=g).to(dtype)
@@ -39,7 +48,8 @@ def _cases() -> dict[str, tuple[str, Callable[[torch.dtype], Callable[[], torch.
         return lambda: torch.bmm(a, b)
 
     return {
-        "20x GEMV 2048->8192, plain (GPT decoding)": ("gpt", gemv),
+        "20x GEMV 2048->8192 (GPT decoding)": ("gpt", gemv),
+        "4x GEMM 1000x1024x1024 (v4 DiT)": ("dit", gemm),
         "conv1d 256ch k7 x16000 (SoVITS/vocoder)": ("sovits", conv),
         "conv_transpose1d 256->128 x4 (upsampler)": ("vocoder", deconv),
         "bmm 16x800x64x800 (HuBERT/DiT attention)": ("hubert", bmm),
@@ -52,6 +62,7 @@ def _time(fn: Callable[[], torch.Tensor]) -> float:
     return time.perf_counter() - start
 
 
+@torch.inference_mode()
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)

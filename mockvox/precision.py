@@ -1,14 +1,15 @@
 """What reduced precision the hardware runs well, and the per-network precision chosen from it.
 
 A request for ``bf16`` is a request for speed: each network gets bfloat16 only where the hardware found runs that
-network's operations fast in bfloat16, else float32. The table (measured with ``benchmarks/bench_precision.py``):
+network's operations fast in bfloat16, else float32. The table (measured with ``benchmarks/bench_precision.py``;
+only AMX tiles make bf16 convolutions and GEMMs faster than fp32, AVX512-BF16 alone does not):
 
-| hardware | GPT (bandwidth-bound GEMV) | SoVITS, vocoder, HuBERT (convolutions, batched matmul) |
+| hardware | GPT (bandwidth-bound GEMV) | SoVITS, DiT, vocoder, HuBERT (convolutions, GEMMs) |
 |---|---|---|
 | CUDA with bf16 | bf16 | bf16 |
-| CPU with bf16 dot products (AVX512-BF16 / AMX) | bf16, oneDNN-packed | bf16 |
-| CPU with oneDNN bf16 but no bf16 dot products (AVX-512 only) | bf16, oneDNN-packed | fp32 |
-| CPU without oneDNN bf16 (AVX2) | bf16, plain matmul | fp32 (bf16 convolutions are 15-46x slower) |
+| CPU with AMX (oneDNN bf16 on tiles) | bf16, oneDNN-packed | bf16 |
+| CPU with oneDNN bf16 but no AMX (AVX-512, AVX512-BF16) | bf16, oneDNN-packed | fp32 (1.3-5x slower in bf16) |
+| CPU without oneDNN bf16 (AVX2) | bf16, plain matmul | fp32 (8-190x slower in bf16) |
 
 The kernel-level probes (:func:`onednn_bf16`) guard every oneDNN bf16 call, so a network cast to bf16 by hand still
 runs (through the plain kernels) where oneDNN has no bf16 path. ``MOCKVOX_CPU_BF16=off`` makes the probes answer
@@ -39,12 +40,12 @@ class Capabilities:
     device: str  # "cpu" | "cuda" | ...
     isa: str  # ATen's CPU kernel level ("AVX512", "AVX2", "DEFAULT") or the GPU name
     onednn_bf16: bool  # oneDNN has bf16 kernels here (AVX512BW/VL/DQ or AVX-NE-CONVERT)
-    native_bf16: bool  # bf16 dot-product instructions (AVX512-BF16 / AMX on CPU; bf16 support on GPU)
+    fast_bf16: bool  # bf16 compute beats fp32: AMX tiles on a CPU, bf16 support on a GPU
 
     def describe(self) -> str:
         if self.device != "cpu":
-            return f"{self.device} ({self.isa}, bf16 {'yes' if self.native_bf16 else 'no'})"
-        kernels = "native" if self.native_bf16 else ("oneDNN, emulated" if self.onednn_bf16 else "none")
+            return f"{self.device} ({self.isa}, bf16 {'yes' if self.fast_bf16 else 'no'})"
+        kernels = "AMX" if self.fast_bf16 else ("oneDNN, no AMX" if self.onednn_bf16 else "none")
         return f"cpu ({self.isa}, bf16 kernels: {kernels})"
 
 
@@ -52,9 +53,9 @@ def _forced_off() -> bool:
     return os.environ.get("MOCKVOX_CPU_BF16", "auto").strip().lower() in ("off", "0", "false", "no")
 
 
-# oneDNN ISA limits (ONEDNN_MAX_CPU_ISA) that still include bf16 dot products; "ALL" is the default (no limit).
-_BF16_DOT_ISAS = {"ALL", "AVX512_CORE_BF16", "AVX512_CORE_FP16", "AVX512_CORE_AMX", "AVX512_CORE_AMX_FP16"}
-_BF16_DOT_ISAS |= {"AVX10_1_512", "AVX10_1_512_AMX", "AVX10_1_512_AMX_FP16", "AVX10_2_512", "AVX10_2_512_AMX_2"}
+# oneDNN ISA limits (ONEDNN_MAX_CPU_ISA) that still include AMX; "ALL" is the default (no limit).
+_AMX_ISAS = {"ALL", "AVX512_CORE_AMX", "AVX512_CORE_AMX_FP16", "AVX10_1_512_AMX", "AVX10_1_512_AMX_FP16"}
+_AMX_ISAS |= {"AVX10_2_512_AMX_2"}
 
 
 @cache
@@ -63,10 +64,9 @@ def _cpu_probe() -> tuple[bool, bool]:
         onednn = bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
         onednn = False
-    cpu = getattr(torch, "cpu", None)
-    dot = any(getattr(cpu, name, lambda: False)() for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
+    amx = getattr(getattr(torch, "cpu", None), "_is_amx_tile_supported", lambda: False)()
     isa_cap = os.environ.get("ONEDNN_MAX_CPU_ISA", "ALL").strip().upper() or "ALL"
-    return onednn, onednn and dot and isa_cap in _BF16_DOT_ISAS
+    return onednn, bool(onednn and amx and isa_cap in _AMX_ISAS)
 
 
 def onednn_bf16() -> bool:
@@ -82,8 +82,8 @@ def capabilities(device: str | torch.device = "cpu") -> Capabilities:
         return Capabilities("cuda", torch.cuda.get_device_name(index), True, torch.cuda.is_bf16_supported())
     if device.type != "cpu":
         return Capabilities(device.type, device.type, False, False)
-    onednn, native = (False, False) if _forced_off() else _cpu_probe()
-    return Capabilities("cpu", torch.backends.cpu.get_cpu_capability(), onednn, native)
+    onednn, fast = (False, False) if _forced_off() else _cpu_probe()
+    return Capabilities("cpu", torch.backends.cpu.get_cpu_capability(), onednn, fast)
 
 
 def _dtype(name: str) -> torch.dtype:
@@ -118,10 +118,10 @@ def _fast(dtype: torch.dtype, network: str, caps: Capabilities) -> bool:
     if dtype == torch.float32:
         return True
     if caps.device == "cuda":
-        return dtype == torch.float16 or caps.native_bf16
+        return dtype == torch.float16 or caps.fast_bf16
     if caps.device != "cpu" or dtype != torch.bfloat16:
         return caps.device == "cpu"  # fp16 on a CPU is refused by plan(); other devices stay fp32
-    if caps.native_bf16:
+    if caps.fast_bf16:
         return True
     return network in _BANDWIDTH_BOUND and caps.isa != "DEFAULT"  # vector bf16 conversions at least (AVX2)
 

@@ -15,10 +15,10 @@ from mockvox.precision import Capabilities, capabilities, describe_plan, onednn_
 from tests.conftest import REPO_ROOT
 
 BF, FP = torch.bfloat16, torch.float32
-AVX2 = Capabilities("cpu", "AVX2", onednn_bf16=False, native_bf16=False)
-AVX512 = Capabilities("cpu", "AVX512", onednn_bf16=True, native_bf16=False)
-AMX = Capabilities("cpu", "AVX512", onednn_bf16=True, native_bf16=True)
-OLD_CPU = Capabilities("cpu", "DEFAULT", onednn_bf16=False, native_bf16=False)
+AVX2 = Capabilities("cpu", "AVX2", onednn_bf16=False, fast_bf16=False)
+AVX512 = Capabilities("cpu", "AVX512", onednn_bf16=True, fast_bf16=False)  # with or without AVX512-BF16
+AMX = Capabilities("cpu", "AVX512", onednn_bf16=True, fast_bf16=True)
+OLD_CPU = Capabilities("cpu", "DEFAULT", onednn_bf16=False, fast_bf16=False)
 
 
 @pytest.mark.parametrize(
@@ -54,7 +54,7 @@ def test_forcing_the_probe_off(monkeypatch) -> None:
     monkeypatch.setenv("MOCKVOX_CPU_BF16", "off")
     assert not onednn_bf16()
     caps = capabilities("cpu")
-    assert not caps.onednn_bf16 and not caps.native_bf16
+    assert not caps.onednn_bf16 and not caps.fast_bf16
     assert plan("bf16", caps)["sovits"] == FP
 
 
@@ -127,9 +127,10 @@ def test_bf16_paths_run_on_onednn_without_bf16(tmp_path) -> None:
     assert "'sovits': 'torch.bfloat16'" in lines[1]
 
 
-def test_onednn_limited_below_bf16_dot_products_keeps_convolutions_fp32() -> None:
-    """As on an AVX-512 CPU without AVX512-BF16 (Skylake): bf16 convolutions would be emulated, so fp32."""
-    code = "from mockvox.precision import capabilities, plan; c = capabilities(); print(c.native_bf16, plan('bf16', c))"
-    env = {**os.environ, "ONEDNN_MAX_CPU_ISA": "AVX512_CORE", "PYTHONPATH": str(REPO_ROOT)}
+@pytest.mark.parametrize("isa", ["AVX512_CORE", "AVX512_CORE_BF16"])
+def test_onednn_without_amx_keeps_convolutions_fp32(isa) -> None:
+    """As on Skylake (AVX-512) or Zen 4 / Cooper Lake (AVX512-BF16): bf16 convolutions and GEMMs are slower there."""
+    code = "from mockvox.precision import capabilities, plan; c = capabilities(); print(c.fast_bf16, plan('bf16', c))"
+    env = {**os.environ, "ONEDNN_MAX_CPU_ISA": isa, "PYTHONPATH": str(REPO_ROOT)}
     run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert run.stdout.startswith("False ") and "'sovits': torch.float32" in run.stdout
