@@ -131,7 +131,7 @@ def cmd_demo(args) -> None:
         if path:
             print(f"{name + ':':9} {path}")
     if not args.no_train:
-        _demo_train(args, result, pipeline.store)
+        _demo_train(args, result)
 
 
 PREPARE_KEYS = {"paths", "slicer", "denoiser", "asr", "denoise", "max_seconds", "min_seconds", "peak", "alpha"}
@@ -144,38 +144,27 @@ def _top_key(override: str) -> str:
 DEMO_TEXT = "This voice was trained by MockVox in a few minutes."
 
 
-def _demo_train(args, dataset, store) -> None:
+def _demo_train(args, dataset) -> None:
     """Tiny v2 from scratch (experiment=demo), then one sentence from the registered voice."""
     from mockvox.audio.io import load_audio, write_wav
-    from mockvox.infer.loading import load_voice
-    from mockvox.infer.pipeline import SynthesisParams, Synthesizer
+    from mockvox.infer.pipeline import SynthesisParams
+    from mockvox.infer.voices import VoiceSource, open_voice
     from mockvox.train.config import compose_train
-    from mockvox.train.registry import download_voice
     from mockvox.train.run import train
-    from mockvox.train.tracking import Tracker
 
     train_overrides = [o for o in args.overrides if _top_key(o) not in PREPARE_KEYS - {"paths", "asr"}]
     cfg = compose_train(["experiment=demo", f"data.file_id={dataset.file_id}", *train_overrides])
     log.info("training a tiny v2 voice from scratch (experiment=demo; not a usable voice)")
     trained = train(cfg)
-    ref = next(r for r in dataset.results if 3.0 <= _seconds(r["key"]) <= 10.0)
-    ref_path = store.sliced_dir(dataset.file_id) / f"{ref['key']}.wav"
-    tracker = Tracker.from_config(cfg.logger)
-    voice = download_voice(tracker, trained.model_id, Path(cfg.paths.data_dir) / "models")
-    synth = Synthesizer(load_voice(voice, pretrained_dir=cfg.paths.pretrained_dir))
-    sr, audio = synth.synthesize(ref_path, ref["text"], args.language, DEMO_TEXT, args.language,
-                                 SynthesisParams(seed=0, max_tokens=250), _bars().for_step("synthesis"))  # fmt: skip
+    synth = open_voice(trained.model_id, VoiceSource.from_config(cfg))  # as `mockvox speak` and the API do
+    params = SynthesisParams(seed=0, max_tokens=250)
+    sr, audio = synth.speak(DEMO_TEXT, args.language, params, _bars().for_step("synthesis"))  # its default reference
     out = Path(cfg.paths.data_dir) / "output" / "demo.wav"
     write_wav(out, audio, sr)
     load_audio(out, sr)  # the file reads back
     print(f"model id: {trained.model_id} (models:/{trained.name}/{trained.version})")
     print(f"speech:   {out} ({len(audio) / sr:.1f} s at {sr} Hz)")
     print(f"MLflow:   mlflow ui --backend-store-uri {cfg.logger.tracking_uri}  (then open http://127.0.0.1:5000)")
-
-
-def _seconds(key: str) -> float:
-    start, end = map(int, key.split("_"))
-    return (end - start) / 32000
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -225,9 +214,11 @@ def build_parser() -> argparse.ArgumentParser:
         pass
     else:
         register_cli(sub)
+    from mockvox.infer.cli import register_cli as register_infer_cli
     from mockvox.train.cli import register_cli as register_train_cli
 
     register_train_cli(sub)
+    register_infer_cli(sub)
     for command_parser in sub.choices.values():  # `mockvox demo -v` as well as `mockvox -v demo`
         _log_options(command_parser, argparse.SUPPRESS, argparse.SUPPRESS)
     return parser

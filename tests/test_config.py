@@ -6,6 +6,7 @@ import pytest
 
 from mockvox import cli
 from mockvox.config import compose, is_override, split_overrides
+from mockvox.infer import cli as infer_cli
 from mockvox.train import cli as train_cli
 
 
@@ -13,7 +14,7 @@ from mockvox.train import cli as train_cli
 def parsed(monkeypatch):
     """``parse(argv)`` -> the argparse namespace ``mockvox.cli.main`` hands the command (nothing is run)."""
     seen = []
-    for module, name in ((train_cli, "cmd_inference"), (train_cli, "cmd_train"), (cli, "cmd_upload")):
+    for module, name in ((infer_cli, "cmd_inference"), (train_cli, "cmd_train"), (cli, "cmd_upload")):
         monkeypatch.setattr(module, name, seen.append)
 
     def parse(argv: list[str]):
@@ -53,7 +54,7 @@ def test_documented_overrides_are_overrides_anywhere_on_the_line(parsed):
     assert args.overrides == ["model/size=tiny", "pretrained=none", "+trainer.max_time=9", "~callbacks.samples",
                               "++seed=3", "epochs.gpt=2", "name=cli-voice"]  # fmt: skip
     cfg = compose("train", ["data.file_id=FILE", f"model={args.version}", *args.overrides])
-    assert cfg.model.version == "v2" and cfg.model.size == "tiny" and cfg.model.sovits.segment_size == 8
+    assert cfg.model.version == "v2" and cfg.model.size == "tiny" and cfg.model.sovits.net.segment_size == 8
     assert cfg.trainer.max_time == 9 and "samples" not in cfg.callbacks and cfg.seed == 3 and cfg.epochs.gpt == 2
 
 
@@ -70,7 +71,7 @@ def test_documented_overrides_are_overrides_anywhere_on_the_line(parsed):
         ("~callbacks.samples", True),
         ("~wave", False),
         ("hydra.job.chdir=true", True),
-        ("gpt_train.scheduler.lr=0.01", True),
+        ("model.gpt.optimizer.lr=0.01", True),
         ("pretrained@p=none", True),
         ("E=mc2 is famous", False),
         ("target=text", False),

@@ -90,7 +90,7 @@ _AVX2_SCRIPT = textwrap.dedent(
     import torch
 
     from mockvox.audio.io import load_audio
-    from mockvox.infer.loading import load_voice
+    from mockvox.voice import load_voice
     from mockvox.infer.pipeline import SynthesisParams, Synthesizer
     from mockvox.precision import capabilities, onednn_bf16
     from tests.conftest import SAMPLES

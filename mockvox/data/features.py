@@ -17,13 +17,12 @@ Folder layout:
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -36,6 +35,8 @@ from mockvox.audio.io import AudioError, load_audio, resample, write_wav
 from mockvox.data.ids import validate_slice_key
 from mockvox.data.store import DatasetStore, has_transcript, write_json_atomic
 from mockvox.models.hubert import HubertSSL, scale_for_hubert, scale_for_wav32k
+from mockvox.models.sovits_common import SoVITSBase
+from mockvox.modules.commons import eval_mode
 from mockvox.text.bert import Bert, bert_feature
 from mockvox.text.cleaner import clean_text, normalize_language
 
@@ -90,11 +91,9 @@ def extractors_tag(hubert: nn.Module, sovits: nn.Module, bert: Bert | None = Non
     return digest.hexdigest()[:12]
 
 
-def semantic_codes(sovits: nn.Module, ssl: torch.Tensor) -> torch.Tensor:
-    """HuBERT features ``[1, C, T50]`` -> codes ``[1, 1, T25]`` (``extract_latent``, or its steps for v4)."""
-    if hasattr(sovits, "extract_latent"):
-        return sovits.extract_latent(ssl)
-    return sovits.quantizer.encode(sovits.ssl_proj(ssl)).transpose(0, 1)
+def semantic_codes(sovits: SoVITSBase, ssl: torch.Tensor) -> torch.Tensor:
+    """HuBERT features ``[1, C, T50]`` -> codes ``[1, 1, T25]`` (the generator's ``extract_latent``, v2 or v4)."""
+    return sovits.extract_latent(ssl)
 
 
 def dataset_version(store: DatasetStore, file_id: str, audio_dir: Path) -> str:
@@ -115,18 +114,6 @@ def is_complete(folder: Path) -> bool:
         return json.loads((folder / META).read_text(encoding="utf-8")).get("format") == FORMAT
     except (OSError, ValueError):
         return False
-
-
-@contextlib.contextmanager
-def _eval_mode(*modules: nn.Module) -> Iterator[None]:
-    modes = [(sub, sub.training) for m in modules for sub in m.modules()]  # every submodule's own mode
-    try:
-        for m in modules:
-            m.eval()
-        yield
-    finally:
-        for sub, mode in modes:
-            sub.training = mode
 
 
 def _report(progress: Progress | None, stage: str, done: int, total: int) -> None:
@@ -240,7 +227,7 @@ def _build(
 ) -> tuple[list[str], dict[str, str]]:
     language = normalize_language(output["language"])
     skipped: dict[str, str] = {}
-    with torch.inference_mode(), _eval_mode(extractors.hubert, extractors.sovits):
+    with torch.inference_mode(), eval_mode(extractors.hubert, extractors.sovits):
         entries = _text_stage(output["results"], language, extractors, staging, skipped, progress)
         semantic = _audio_stage(entries, audio_dir, extractors, staging, skipped, progress)
     kept = [e for e in entries if e["key"] in semantic]

@@ -1,4 +1,4 @@
-"""Synthesis pipeline: model folders (`mockvox.infer.loading`) and text-to-speech (`mockvox.infer.pipeline`).
+"""Synthesis pipeline: model folders (`mockvox.voice`) and text-to-speech (`mockvox.infer.pipeline`).
 
 Imported lazily, so ``import mockvox.infer`` stays cheap.
 """
@@ -8,9 +8,9 @@ from __future__ import annotations
 from typing import Any
 
 _EXPORTS = {
-    "LoadedVoice": "mockvox.infer.loading",
-    "load_voice": "mockvox.infer.loading",
-    "write_voice": "mockvox.infer.loading",
+    "LoadedVoice": "mockvox.voice",
+    "load_voice": "mockvox.voice",
+    "write_voice": "mockvox.voice",
     "Prompt": "mockvox.infer.pipeline",
     "SynthesisError": "mockvox.infer.pipeline",
     "SynthesisParams": "mockvox.infer.pipeline",

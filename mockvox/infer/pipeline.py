@@ -14,12 +14,12 @@ from __future__ import annotations
 import hashlib
 import secrets
 import threading
-from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import cachetools
 import numpy as np
 import torch
 
@@ -27,7 +27,6 @@ from mockvox.audio.io import AudioError, load_audio, resample
 from mockvox.audio.mel_v4 import mel_v4, norm_spec
 from mockvox.audio.spectral import spectrogram_torch
 from mockvox.data.features import semantic_codes
-from mockvox.infer.loading import LoadedVoice
 from mockvox.models.hubert import SAMPLE_RATE as HUBERT_RATE
 from mockvox.models.hubert import pad_prompt
 from mockvox.models.sovits_v4 import synthesize as synthesize_v4
@@ -36,6 +35,7 @@ from mockvox.text.bert import phones_and_bert
 from mockvox.text.modes import MODE_ALIASES, MODES, normalize_mode, segments_for_mode
 from mockvox.text.split import METHODS, SPLITS, split_text
 from mockvox.text.symbols import cleaned_text_to_sequence
+from mockvox.voice import LoadedVoice
 
 LANGUAGES = MODES + tuple(MODE_ALIASES)
 REF_SECONDS = (3.0, 10.0)  # official: 48000-160000 samples at 16 kHz
@@ -181,7 +181,7 @@ class Synthesizer:
     def __init__(self, voice: LoadedVoice, cache_size: int = 8):
         self.voice = voice
         self.cache_size = cache_size
-        self._cache: OrderedDict[tuple[str, str, str], Prompt] = OrderedDict()
+        self._cache: cachetools.LRUCache[tuple[str, str, str], Prompt] = cachetools.LRUCache(maxsize=cache_size)
         self._lock = threading.Lock()
 
     @property
@@ -219,14 +219,12 @@ class Synthesizer:
         audio, sr, digest = _read_reference(ref_audio)
         key = (digest, text, mode)
         with self._lock:
-            if key in self._cache:
-                self._cache.move_to_end(key)
-                return self._cache[key]
+            cached = self._cache.get(key)
+            if cached is not None:
+                return cached
         prompt = self._build_prompt(audio, sr, text, mode)
         with self._lock:
             self._cache[key] = prompt
-            while len(self._cache) > self.cache_size:
-                self._cache.popitem(last=False)
         return prompt
 
     @torch.inference_mode()
@@ -299,9 +297,9 @@ class Synthesizer:
     # --- entry points -------------------------------------------------------------------------------------------------
     def fragments(
         self,
-        ref_audio: RefAudio,
-        prompt_text: str,
-        prompt_lang: str,
+        ref_audio: RefAudio | None,
+        prompt_text: str | None,
+        prompt_lang: str | None,
         text: str,
         text_lang: str,
         params: SynthesisParams = SynthesisParams(),
@@ -310,15 +308,34 @@ class Synthesizer:
         """``(sample rate, audio)`` per text fragment, its trailing silence included.
 
         Everything that can reject the request (parameters, languages, texts, reference) is checked before this
-        returns, so a caller can answer with an error before the first fragment is computed.
+        returns, so a caller can answer with an error before the first fragment is computed. Without ``ref_audio``
+        the voice's default reference speaks (its transcript and language unless ``prompt_text`` / ``prompt_lang``
+        are given).
         """
         params.check()
+        ref_audio, prompt_text, prompt_lang = self._reference(ref_audio, prompt_text, prompt_lang)
         text_mode = _language(text_lang, "text language")
         text = _nonempty(text, "text")
         prompt = self.prompt(ref_audio, prompt_text, prompt_lang)
         units = self.text_units(text, text_mode, params.split)
         seed = params.seed if params.seed is not None else secrets.randbits(63)
         return self._run(prompt, units, params, _Rng(seed, self.voice.device), progress)
+
+    def _reference(self, ref_audio, prompt_text, prompt_lang) -> tuple[RefAudio, str, str]:
+        if ref_audio is not None:
+            return ref_audio, prompt_text, prompt_lang
+        default = self.voice.reference
+        if default is None:
+            raise SynthesisError("this voice has no default reference; give a reference recording and its transcript")
+        return default.audio, prompt_text or default.text, prompt_lang or default.language
+
+    def speak(
+        self, text: str, text_lang: str | None = None, params: SynthesisParams = SynthesisParams(), progress=None
+    ) -> tuple[int, np.ndarray]:
+        """``text`` in the voice's default reference (``text_lang`` defaults to the reference's language)."""
+        default = self.voice.reference
+        lang = text_lang or (default.language if default is not None else "zh")
+        return self.synthesize(None, None, None, text, lang, params, progress)
 
     def _run(
         self, prompt: Prompt, units: list[TextUnit], params: SynthesisParams, rng: _Rng, progress: Progress | None
@@ -337,9 +354,9 @@ class Synthesizer:
 
     def synthesize(
         self,
-        ref_audio: RefAudio,
-        prompt_text: str,
-        prompt_lang: str,
+        ref_audio: RefAudio | None,
+        prompt_text: str | None,
+        prompt_lang: str | None,
         text: str,
         text_lang: str,
         params: SynthesisParams = SynthesisParams(),

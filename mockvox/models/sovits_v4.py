@@ -1,11 +1,12 @@
 """SoVITS v4 generator: re-implements GPT-SoVITS ``module/models.py::SynthesizerTrnV3`` (version "v4").
 
-Design: the official parameter names and shapes (``enc_p``, ``ref_enc``, ``ssl_proj``, ``quantizer`` shared with v2;
-``bridge``, ``wns1``, ``linear_mel``, ``cfm.estimator``), so ``s2Gv4.pth`` loads with ``load_state_dict``. Every
-size is a constructor argument (the official hard-codes the DiT, ``wns1`` and the 512-d bridge) with official
-defaults; :data:`TINY` exercises every block on a CPU. The chunked generation of ``TTS.using_vocoder_synthesis``
-(sequential, prompt carried over) and ``using_vocoder_synthesis_batched_infer`` (all chunks in one batch, 12-frame
-overlap, SOLA cross-fade) lives in :func:`generate_mel` / :func:`synthesize`.
+Design: the official parameter names and shapes (``enc_p``, ``ref_enc``, ``ssl_proj``, ``quantizer`` shared with v2
+in :class:`~mockvox.models.sovits_common.SoVITSBase`; ``bridge``, ``wns1``, ``linear_mel``, ``cfm.estimator``), so
+``s2Gv4.pth`` loads with ``load_state_dict``. Every size is a constructor argument (the official hard-codes the DiT,
+``wns1`` and the 512-d bridge) with official defaults; :data:`TINY` exercises every block on a CPU. The chunked
+generation of ``TTS.using_vocoder_synthesis`` (sequential, prompt carried over) and
+``using_vocoder_synthesis_batched_infer`` (all chunks in one batch, 12-frame overlap, SOLA cross-fade) lives in
+:func:`generate_mel` / :func:`synthesize`.
 
 Data flow (25 Hz codes -> 50 Hz encoder -> 100 Hz mel):
     codes -RVQ decode, nearest x2-> enc_p(+phones, ge) [B,192,T50] -bridge-> [B,512,T50] -nearest x2->
@@ -15,35 +16,23 @@ Data flow (25 Hz codes -> 50 Hz encoder -> 100 Hz mel):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mockvox.audio.mel_v4 import denorm_spec
+from mockvox.models.sovits_common import TINY_ENCODER, SoVITSBase
 from mockvox.modules.cfm import CFM, flow_matching_loss, random_prompt_lengths
-from mockvox.modules.commons import eval_mode, sequence_mask
+from mockvox.modules.commons import sequence_mask
 from mockvox.modules.dit import DiT
-from mockvox.modules.quantize import ResidualVectorQuantizer
-from mockvox.modules.style import MelStyleEncoder
-from mockvox.modules.text_encoder import V2_SYMBOLS, TextEncoder
 from mockvox.modules.wavenet import WN
 
 OFFICIAL_DIT: dict = dict(dim=1024, depth=22, heads=16, dim_head=64, ff_mult=2, conv_layers=4)
-# Small sizes that still build every block (the encoder sizes of the v2 TINY preset).
+# Small sizes that still build every block (the encoder sizes shared with the v2 preset).
 TINY: dict = dict(
-    spec_channels=65,
-    inter_channels=16,
-    hidden_channels=16,
-    filter_channels=32,
-    n_heads=2,
-    n_layers=2,
-    gin_channels=24,
-    ssl_dim=32,
-    codebook_size=16,
-    ref_bins=48,
-    mrte_hidden=24,
-    style_hidden=16,
+    **TINY_ENCODER,
     cond_channels=32,
     wns_layers=2,
     dit=dict(dim=64, depth=2, heads=2, dim_head=32, ff_mult=2, conv_layers=1),
@@ -71,53 +60,32 @@ class WNEncoder(nn.Module):
         return self.proj(x) * mask, mask
 
 
-class SynthesizerTrnV3(nn.Module):
-    """SoVITS v4 generator with official defaults (``s2.json`` model section, 25 Hz codes, v2 symbols)."""
+class SynthesizerTrnV3(SoVITSBase):
+    """SoVITS v4 generator with official defaults (``s2.json`` model section, 25 Hz codes, v2 symbols).
+
+    ``encoder`` takes the shared sizes of :class:`SoVITSBase` (``spec_channels``, ``gin_channels``, ``ssl_dim`` ...).
+    With ``freeze_quantizer`` the text encoder is frozen too (no gradients, eval mode), as upstream.
+    """
+
+    frozen_parts = ("ssl_proj", "quantizer", "enc_p")
 
     def __init__(
         self,
-        spec_channels: int = 1025,
-        inter_channels: int = 192,
-        hidden_channels: int = 192,
-        filter_channels: int = 768,
-        n_heads: int = 2,
-        n_layers: int = 6,
-        kernel_size: int = 3,
-        p_dropout: float = 0.1,
-        gin_channels: int = 512,
-        n_symbols: int = V2_SYMBOLS,
-        ssl_dim: int = 768,
-        codebook_size: int = 1024,
-        ref_bins: int = 704,
-        mrte_hidden: int = 512,
-        mrte_heads: int = 4,
-        style_hidden: int = 128,
         cond_channels: int = 512,
         wns_layers: int = 8,
         mel_channels: int = 100,
         dit: dict | None = None,
-        freeze_quantizer: bool = True,
+        **encoder: Any,
     ):
-        super().__init__()
-        if ref_bins > spec_channels:
-            raise ValueError(f"ref_bins ({ref_bins}) exceeds spec_channels ({spec_channels})")
-        self.ref_bins = ref_bins
-        self.freeze_quantizer = freeze_quantizer
-        self.enc_p = TextEncoder(
-            inter_channels, hidden_channels, filter_channels, n_heads, n_layers, kernel_size, p_dropout,
-            ssl_dim=ssl_dim, n_symbols=n_symbols, mrte_hidden=mrte_hidden, mrte_heads=mrte_heads,
-        )  # fmt: skip
-        self.ref_enc = MelStyleEncoder(ref_bins, style_hidden=style_hidden, style_vector_dim=gin_channels)
-        self.ssl_proj = nn.Conv1d(ssl_dim, ssl_dim, 2, stride=2)
-        self.quantizer = ResidualVectorQuantizer(dimension=ssl_dim, n_q=1, bins=codebook_size)
-        self.bridge = nn.Sequential(nn.Conv1d(hidden_channels, cond_channels, 1), nn.LeakyReLU())
-        self.wns1 = WNEncoder(cond_channels, cond_channels, cond_channels, 5, wns_layers, gin_channels)
+        super().__init__(**encoder)
+        self.bridge = nn.Sequential(nn.Conv1d(self.hidden_channels, cond_channels, 1), nn.LeakyReLU())
+        self.wns1 = WNEncoder(cond_channels, cond_channels, cond_channels, 5, wns_layers, self.gin_channels)
         self.linear_mel = nn.Conv1d(cond_channels, mel_channels, 1)
         dit_cfg = {**OFFICIAL_DIT, **(dit or {}), "mel_dim": mel_channels, "text_dim": cond_channels}
         self.cfm = CFM(mel_channels, DiT(**dit_cfg))
-        if freeze_quantizer:
-            for module in (self.ssl_proj, self.quantizer, self.enc_p):
-                module.requires_grad_(False)
+        if self.freeze_quantizer:
+            for name in self.frozen_parts:
+                getattr(self, name).requires_grad_(False)
 
     @classmethod
     def tiny(cls, **overrides) -> SynthesizerTrnV3:
@@ -129,17 +97,10 @@ class SynthesizerTrnV3(nn.Module):
         if model_cfg.get("semantic_frame_rate", "25hz") != "25hz":
             raise ValueError("only 25 Hz semantic codes are supported")
         cfg = {k: v for k, v in model_cfg.items() if k not in _UNUSED_CONFIG}
-        unknown = set(cfg) - set(cls.__init__.__code__.co_varnames)
+        unknown = set(cfg) - cls.config_keys()
         if unknown:
             raise ValueError(f"unknown SoVITS v4 config keys: {sorted(unknown)}")
         return cls(**{**cfg, **overrides})
-
-    def reference_embedding(self, refer: Tensor, lengths: Tensor | None = None) -> Tensor:
-        """Linear spectrogram ``[B, spec_channels, T]`` -> ``ge [B, gin, 1]`` from its first ``ref_bins`` bins."""
-        if lengths is None:
-            lengths = torch.full((refer.size(0),), refer.size(2), dtype=torch.long, device=refer.device)
-        mask = sequence_mask(lengths, refer.size(2)).unsqueeze(1).to(refer.dtype)
-        return self.ref_enc(refer[:, : self.ref_bins] * mask, mask)
 
     def _features(self, x: Tensor, lengths: Tensor, ge: Tensor) -> Tensor:
         fea = F.interpolate(self.bridge(x), scale_factor=2, mode="nearest")  # [B, cond, 2 T50]
@@ -161,13 +122,10 @@ class SynthesizerTrnV3(nn.Module):
         """
         if ge is None:
             ge = self.reference_embedding(refer)
-        b, t25 = text.size(0), codes.size(2)
-        y_lengths = torch.full((b,), 2 * t25, dtype=torch.long, device=codes.device)
+        t25 = codes.size(2)
         n_out = 4 * t25 if speed == 1 else int(4 * t25 / speed) + 1
-        out_lengths = torch.full((b,), n_out, dtype=torch.long, device=codes.device)
-        text_lengths = torch.full((b,), text.size(-1), dtype=torch.long, device=text.device)
-        quantized = F.interpolate(self.quantizer.decode(codes).to(ge.dtype), scale_factor=2, mode="nearest")
-        x, _, _, _ = self.enc_p(quantized, y_lengths, text, text_lengths, ge, speed)
+        out_lengths = torch.full((text.size(0),), n_out, dtype=torch.long, device=codes.device)
+        x, _, _, _ = self.encode_codes(codes, text, ge, speed)
         return self._features(x, out_lengths, ge), ge
 
     def forward(
@@ -189,10 +147,8 @@ class SynthesizerTrnV3(nn.Module):
         (the official recipe picks it with probability 0.3).
         """
         ge = self.reference_embedding(spec, spec_lengths)
-        frozen = (self.ssl_proj, self.quantizer, self.enc_p) if self.freeze_quantizer else ()  # upstream: eval
-        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze_quantizer), eval_mode(*frozen):
-            quantized, _, _ = self.quantizer(self.ssl_proj(ssl))
-            quantized = F.interpolate(quantized, scale_factor=2, mode="nearest")
+        with self.frozen():
+            quantized, _ = self.quantize(ssl)
             x, _, _, _ = self.enc_p(quantized, spec_lengths, text, text_lengths, ge)
         fea = self._features(x, mel_lengths, ge)
         if prompt_lens is None:

@@ -1,8 +1,11 @@
-"""Build the networks a training needs from the composed config: sizes from ``model``, weights from ``pretrained``.
+"""Build what a training needs from the composed config: networks, LightningModules and data modules.
 
-Pretrained initialisation happens here (the entry point), never inside a module's ``__init__``. With
-``pretrained=none`` every network is seeded random init; the quantizer codebook is then initialised by k-means on the
-dataset (:func:`init_codebook`) before semantic tokens are extracted, like the official first training step does.
+Networks, optimisers, schedulers and data modules are ``hydra.utils.instantiate``-d from ``model.gpt`` /
+``model.sovits`` (``_target_``; ``_partial_`` for what needs the parameters, optimiser or features folder); weights
+come from ``pretrained``. Pretrained initialisation happens here (the entry point), never inside a module's
+``__init__``. With ``pretrained=none`` every network is seeded random init; the quantizer codebook is then
+initialised by k-means on the dataset (:func:`init_codebook`) before semantic tokens are extracted, like the official
+first training step does.
 """
 
 from __future__ import annotations
@@ -12,15 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from mockvox.models.hubert import HubertSSL
 from mockvox.models.t2s import T2SConfig, Text2Semantic
-
-
-class ConfigError(ValueError):
-    """The composed training config is not usable; the message names the setting."""
+from mockvox.train.config import ConfigError, is_earlier_layout
 
 
 @dataclass
@@ -40,8 +41,14 @@ class Networks:
     official: bool = False  # weights came from the official pretrained files
 
 
-def _plain(node) -> dict:
-    return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else dict(node or {})
+def _sizes(node) -> dict:
+    """The constructor arguments of a ``_target_`` node (its sizes), plain."""
+    plain = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else dict(node or {})
+    return {k: v for k, v in plain.items() if k != "_target_"}
+
+
+def _make(node, *args, **kwargs):
+    return instantiate(node, *args, _convert_="all", **kwargs)
 
 
 def _pretrained_file(cfg: DictConfig, role: str) -> Path:
@@ -59,9 +66,15 @@ def _pretrained_file(cfg: DictConfig, role: str) -> Path:
 
 def check_config(cfg: DictConfig) -> None:
     """Reject combinations that cannot work before anything heavy is built."""
+    if is_earlier_layout(cfg):
+        raise ConfigError(
+            "this config has the earlier layout (gpt_train / model.sovits_train): convert it with "
+            "mockvox.train.config.upgrade_train_config (the stage settings now live under model.gpt / model.sovits)"
+        )
     if cfg.model.version not in ("v2", "v4"):
         raise ConfigError(f"model.version must be v2 or v4, not {cfg.model.version!r}")
-    if cfg.model.size != "official" and not any(cfg.model.get(net) for net in ("gpt", "sovits", "hubert")):
+    sized = (cfg.model.gpt.net, cfg.model.sovits.net, cfg.model.hubert)
+    if cfg.model.size != "official" and not any(_sizes(node) for node in sized):
         raise ConfigError(
             f"model.size={cfg.model.size} labels official-size networks: model.size only names the sizes, "
             f"select them with the group, e.g. model/size={cfg.model.size} (options in conf/model/size/)"
@@ -78,10 +91,10 @@ def build_hubert(cfg: DictConfig, seed: int) -> HubertSSL:
             return HubertSSL.from_pretrained(path)
         except FileNotFoundError as err:
             raise ConfigError(str(err)) from err
-    from transformers import HubertConfig, HubertModel
+    from transformers import HubertModel
 
     torch.manual_seed(seed)
-    return HubertSSL(HubertModel(HubertConfig(**_plain(cfg.model.hubert))).eval())
+    return HubertSSL(HubertModel(_make(cfg.model.hubert)).eval())
 
 
 def build_bert(cfg: DictConfig):
@@ -97,10 +110,9 @@ def build_bert(cfg: DictConfig):
 
 
 def build_gpt(cfg: DictConfig) -> tuple[Text2Semantic, dict]:
-    fields = _plain(cfg.model.gpt)
+    """``Text2Semantic`` of ``model.gpt.net`` (a ``T2SConfig``), or of the official checkpoint with its weights."""
     if cfg.pretrained.name != "official":
-        config = T2SConfig(**fields)
-        return Text2Semantic(config), fields
+        return Text2Semantic(_make(cfg.model.gpt.net)), _sizes(cfg.model.gpt.net)
     from mockvox.checkpoints import load_gpt_checkpoint
 
     ckpt = load_gpt_checkpoint(_pretrained_file(cfg, "gpt"))
@@ -111,27 +123,22 @@ def build_gpt(cfg: DictConfig) -> tuple[Text2Semantic, dict]:
 
 
 def build_sovits(cfg: DictConfig) -> tuple[nn.Module, dict]:
-    """The SoVITS generator (official weights loaded non-strictly like ``s2_train.py``)."""
+    """The SoVITS generator of ``model.sovits.net`` (official weights loaded non-strictly like ``s2_train.py``)."""
     from mockvox.checkpoints import load_sovits_checkpoint
-    from mockvox.models.sovits_v2 import SynthesizerTrn
-    from mockvox.models.sovits_v4 import SynthesizerTrnV3
 
-    kwargs = _plain(cfg.model.sovits)
-    cls = SynthesizerTrn if cfg.model.version == "v2" else SynthesizerTrnV3
-    model = cls(**kwargs)
+    model = _make(cfg.model.sovits.net)
     if cfg.pretrained.name == "official":
         weight = load_sovits_checkpoint(_pretrained_file(cfg, "sovits")).weight
         missing, unexpected = model.load_state_dict({k: v.float() for k, v in weight.items()}, strict=False)
         if unexpected or [k for k in missing if not k.startswith("enc_q.")]:
             raise ConfigError(f"pretrained SoVITS does not fit model {cfg.model.version}: missing {missing[:5]}")
-    return model, kwargs
+    return model, _sizes(cfg.model.sovits.net)
 
 
 def build_discriminator(cfg: DictConfig) -> nn.Module:
     from mockvox.checkpoints import load_sovits_checkpoint
-    from mockvox.models.discriminators import MultiPeriodDiscriminator
 
-    disc = MultiPeriodDiscriminator()
+    disc = _make(cfg.model.sovits.discriminator)
     if cfg.pretrained.name == "official":
         weight = load_sovits_checkpoint(_pretrained_file(cfg, "discriminator")).weight
         disc.load_state_dict({k: v.float() for k, v in weight.items()})
@@ -139,13 +146,12 @@ def build_discriminator(cfg: DictConfig) -> nn.Module:
 
 
 def build_vocoder(cfg: DictConfig) -> tuple[nn.Module, dict]:
-    from mockvox.models.vocoder_v4 import build_vocoder as make
     from mockvox.models.vocoder_v4 import load_vocoder
 
-    kwargs = _plain(cfg.model.vocoder)
+    kwargs = _sizes(cfg.model.vocoder)
     if cfg.pretrained.name == "official":
         return load_vocoder(_pretrained_file(cfg, "vocoder"), **kwargs), kwargs
-    return make(**kwargs), kwargs
+    return _make(cfg.model.vocoder), kwargs
 
 
 def build_networks(cfg: DictConfig, with_bert: bool = True) -> Networks:
@@ -182,3 +188,44 @@ def init_codebook(sovits: nn.Module, ssl_features: list[torch.Tensor]) -> None:
         book = layer._codebook
         book._init_embed(residual)
         residual = residual - book.decode(book.encode(residual))
+
+
+def gpt_module(cfg: DictConfig, nets: Networks):
+    """The GPT stage's LightningModule: ``model.gpt.optimizer`` / ``scheduler`` partials, ``model.gpt.train``."""
+    from mockvox.train.gpt_module import GPTModule
+
+    g = cfg.model.gpt
+    return GPTModule(nets.gpt, _make(g.optimizer), _make(g.scheduler), dpo=g.train.dpo, dpo_beta=g.train.dpo_beta,
+                     accumulate=g.train.accumulate)  # fmt: skip
+
+
+def gpt_datamodule(cfg: DictConfig, features_dir: Path):
+    """``model.gpt.data`` on ``features_dir`` (DPO halves the batch, like the official)."""
+    g = cfg.model.gpt
+    batch = max(1, g.data.batch_size // 2) if g.train.dpo else g.data.batch_size
+    make = _make(g.data, batch_size=batch)
+    return make(features_dir, num_workers=cfg.data.num_workers, min_items=cfg.data.min_items, seed=cfg.seed)
+
+
+def sovits_module(cfg: DictConfig, nets: Networks):
+    """The SoVITS stage's LightningModule: v2 GAN fine-tune, or v4 LoRA (added here) on the CFM."""
+    s = cfg.model.sovits
+    optimizer, scheduler, t = _make(s.optimizer), _make(s.scheduler), s.train
+    if nets.version == "v2":
+        from mockvox.train.sovits_module import SovitsV2Module
+
+        return SovitsV2Module(nets.sovits, nets.discriminator, optimizer, scheduler,
+                              text_low_lr_rate=t.text_low_lr_rate, c_mel=t.c_mel, c_kl=t.c_kl)  # fmt: skip
+    from mockvox.models.lora import add_lora, has_lora
+    from mockvox.train.sovits_module import SovitsV4Module
+
+    if not has_lora(nets.sovits):
+        add_lora(nets.sovits, t.lora_rank, t.lora_alpha)
+    return SovitsV4Module(nets.sovits, optimizer, scheduler, shortcut_prob=t.shortcut_prob)
+
+
+def sovits_datamodule(cfg: DictConfig, nets: Networks, features_dir: Path):
+    """``model.sovits.data`` on ``features_dir``, padded to the v2 decoder segment (v4 decodes the whole mel)."""
+    min_frames = nets.sovits.segment_size if nets.version == "v2" else 0
+    return _make(cfg.model.sovits.data)(features_dir, nets.version, num_workers=cfg.data.num_workers,
+                                        min_items=cfg.data.min_items, seed=cfg.seed, min_frames=min_frames)  # fmt: skip

@@ -1,4 +1,4 @@
-"""``mockvox train | resume | info | models | inference``: training and synthesis from registered voices."""
+"""``mockvox train | resume``: training a voice on a dataset, and more epochs for a registered one."""
 
 from __future__ import annotations
 
@@ -11,9 +11,6 @@ from pathlib import Path
 import yaml
 from omegaconf import OmegaConf
 
-LANGUAGES = ["all_zh", "zh", "en", "all_ja", "ja", "all_ko", "ko", "all_can", "can", "all_yue", "yue", "auto",
-             "auto_can"]  # fmt: skip
-
 
 def _tracker(overrides: list[str]):
     from mockvox.train.config import compose_train
@@ -24,7 +21,7 @@ def _tracker(overrides: list[str]):
 
 
 def _cache(cfg) -> Path:
-    from mockvox.train.registry import voice_cache_dir
+    from mockvox.infer.registry import voice_cache_dir
 
     return voice_cache_dir(cfg)
 
@@ -52,12 +49,13 @@ def cmd_train(args) -> None:
 
 
 def cmd_resume(args) -> None:
+    from mockvox.train.config import upgrade_train_config
     from mockvox.train.resume import load_resume_state
     from mockvox.train.run import train
 
     tracker, base = _tracker(args.overrides)
     state = load_resume_state(tracker, args.model_id, _cache(base))
-    cfg = OmegaConf.create(state.config)
+    cfg = upgrade_train_config(state.config)  # a voice trained before a config layout change still resumes
     cfg.epochs = {"sovits": args.epochs_sovits, "gpt": args.epochs_gpt}
     cfg.resume_from = state.model_id
     cfg.logger = base.logger
@@ -67,54 +65,6 @@ def cmd_resume(args) -> None:
     with contextlib.redirect_stdout(sys.stderr):
         result = train(cfg, resume=state)  # loaded once: train() does not download it again
     _report(result, args.json)
-
-
-def cmd_info(args) -> None:
-    from mockvox.train.registry import model_info
-
-    tracker, cfg = _tracker(args.overrides)
-    info = model_info(tracker, args.model_id, _cache(cfg))
-    if args.json:
-        print(json.dumps(info, indent=2, default=str))
-        return
-    print(f"model id:  {info['model_id']}\nversion:   {info['version']} ({info['sample_rate']} Hz)")
-    print(f"epochs:    SoVITS {info['epochs'].get('sovits')}, GPT {info['epochs'].get('gpt')}")
-    print(f"dataset:   {info['file_id']} @ {info['dataset_version']}")
-    for reg in info["registered"]:
-        print(f"registry:  models:/{reg['name']}/{reg['version']} {' '.join('@' + a for a in reg['aliases'])}")
-    for key, value in sorted(info["metrics"].items()):
-        print(f"  {key:32} {value:.4g}")
-
-
-def cmd_models(args) -> None:
-    from mockvox.train.registry import list_models
-
-    tracker, _ = _tracker(args.overrides)
-    rows = list_models(tracker)
-    if args.json:
-        print(json.dumps(rows, indent=2))
-        return
-    for row in rows:
-        print(f"{row['name']:48} v{row['versions']:<4} {row['latest_model_id']}")
-
-
-def cmd_inference(args) -> None:
-    from mockvox.audio.io import write_wav
-    from mockvox.infer.loading import load_voice
-    from mockvox.infer.pipeline import SynthesisParams, Synthesizer
-    from mockvox.progress import Bars
-    from mockvox.train.registry import download_voice, resolve_model_id
-
-    tracker, cfg = _tracker(args.overrides)
-    voice_dir = download_voice(tracker, resolve_model_id(tracker, args.model_id), _cache(cfg))
-    voice = load_voice(voice_dir, pretrained_dir=cfg.paths.pretrained_dir, device=args.device, precision=args.precision)
-    synth = Synthesizer(voice)
-    params = SynthesisParams(top_k=args.top_k, top_p=args.top_p, temperature=args.temperature, speed=args.speed,
-                             repetition_penalty=args.repetition_penalty, seed=args.seed, split=args.split)  # fmt: skip
-    sr, audio = synth.synthesize(args.ref_audio, args.prompt_text, args.promptLanguage, args.target_text,
-                                 args.targetLanguage, params, Bars().for_step("synthesis"))  # fmt: skip
-    write_wav(args.output, audio, sr)
-    print(args.output)
 
 
 def register_cli(sub) -> None:
@@ -135,22 +85,3 @@ def register_cli(sub) -> None:
     p.add_argument("model_id")
     p.add_argument("--epochs_sovits", type=int, default=2)
     p.add_argument("--epochs_gpt", type=int, default=2)
-    p = command("info", cmd_info, "show a voice's version, epochs, dataset, metrics")
-    p.add_argument("model_id")
-    command("models", cmd_models, "list registered voices")
-    p = command("inference", cmd_inference, "synthesise speech with a voice into a WAV file")
-    for name in ("model_id", "ref_audio", "prompt_text", "target_text"):
-        p.add_argument(name)
-    p.add_argument("--promptLanguage", default="zh", choices=LANGUAGES)
-    p.add_argument("--targetLanguage", default="zh", choices=LANGUAGES)
-    p.add_argument("--top_p", type=float, default=1.0)
-    p.add_argument("--top_k", type=int, default=15)
-    p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--speed", type=float, default=1.0)
-    p.add_argument("--repetition_penalty", type=float, default=1.35)
-    p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--split", default="cut1", choices=[f"cut{i}" for i in range(6)])
-    p.add_argument("-o", "--output", default="output.wav", type=Path)
-    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ...")
-    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"],
-                   help="bf16/fp16: reduced precision for each network where this hardware runs it fast")  # fmt: skip

@@ -1,20 +1,22 @@
 """Optimisers and schedules of the training stages (GPT-SoVITS ``AR/modules/optim.py``, ``lr_schedulers.py``, s2).
 
 ``ScaledAdam`` follows the published icefall algorithm (Povey et al., Zipformer paper) used by the GPT stage, without
-its batching of same-shaped tensors. ``warmup_cosine`` computes the schedule its name promises: the official
-``WarmupCosineLRSchedule`` overwrites every learning rate with 0.002 on each step, so the official effective
-fine-tuning behaviour is reproduced by ``constant`` at lr 0.002 instead.
+its batching of same-shaped tensors. Schedules are torch's: the official ``WarmupCosineLRSchedule`` never applies its
+warm-up or cosine (it writes 0.002 into every group on each step and makes no initial step), so its effective GPT
+schedule is the optimiser's lr 0.01 for the first step, then 0.002 for good: ``MultiStepLR(milestones=[1],
+gamma=0.2)`` (``conf/model/gpt/scheduler/official.yaml``). :func:`warmup_cosine` computes the schedule the official
+one's name and parameters promise.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable
+import sys
+from collections.abc import Callable, Iterable
 
 import torch
 from torch import nn
 from torch.optim import Optimizer
-from torch.optim.lr_scheduler import LambdaLR
+from torch.optim.lr_scheduler import ConstantLR, CosineAnnealingLR, LinearLR, SequentialLR
 
 TEXT_LOW_LR_MODULES = ("text_embedding", "encoder_text", "mrte")  # children of ``enc_p``
 
@@ -166,41 +168,56 @@ class ScaledAdam(Optimizer):
 
 def warmup_cosine(
     optimizer: Optimizer, lr_init: float, peak: float, lr_end: float, warmup_steps: int, total_steps: int
-) -> LambdaLR:
+) -> SequentialLR:
     """Linear warm-up from ``lr_init`` to ``peak`` over ``warmup_steps``, cosine decay to ``lr_end`` at
-    ``total_steps``, then constant ``lr_end`` (stepped once per optimizer step).
+    ``total_steps``, then constant ``lr_end`` (stepped once per optimizer step): torch's ``LinearLR``,
+    ``CosineAnnealingLR`` and ``ConstantLR`` in a ``SequentialLR``.
 
-    The factor is relative to ``peak``: a group whose lr equals ``peak`` follows the curve exactly, other groups
-    scale proportionally.
+    ``peak`` is the optimiser's lr (every group at it): the warm-up and the final factor are relative to it.
     """
-    if peak <= 0 or warmup_steps < 0 or total_steps <= warmup_steps:
+    if not 0 < lr_init <= peak or lr_end < 0 or warmup_steps < 0 or total_steps <= warmup_steps:
         raise ValueError(
-            f"need peak > 0 and 0 <= warmup_steps < total_steps, got peak={peak}, "
-            f"warmup_steps={warmup_steps}, total_steps={total_steps}"
+            f"need 0 < lr_init <= peak, lr_end >= 0 and 0 <= warmup_steps < total_steps, got lr_init={lr_init}, "
+            f"peak={peak}, lr_end={lr_end}, warmup_steps={warmup_steps}, total_steps={total_steps}"
         )
-
-    def lr_at(step: int) -> float:
-        if step < warmup_steps:
-            return lr_init + (peak - lr_init) * step / warmup_steps
-        if step >= total_steps:
-            return lr_end
-        progress = (step - warmup_steps) / (total_steps - warmup_steps)
-        return lr_end + 0.5 * (1 + math.cos(math.pi * progress)) * (peak - lr_end)
-
-    return LambdaLR(optimizer, lambda step: lr_at(step) / peak)
+    lrs = {g.get("initial_lr", g["lr"]) for g in optimizer.param_groups}
+    if lrs != {peak}:
+        raise ValueError(f"warmup_cosine needs every parameter group at lr = peak ({peak}), got {sorted(lrs)}")
+    phases = [LinearLR(optimizer, lr_init / peak, 1.0, total_iters=warmup_steps)] if warmup_steps else []
+    phases.append(CosineAnnealingLR(optimizer, T_max=total_steps - warmup_steps, eta_min=lr_end))
+    phases.append(ConstantLR(optimizer, factor=lr_end / peak, total_iters=sys.maxsize))  # hold lr_end for good
+    milestones = [warmup_steps, total_steps] if warmup_steps else [total_steps]
+    return SequentialLR(optimizer, phases, milestones)
 
 
-def constant(optimizer: Optimizer) -> LambdaLR:
-    """Keep every group at its configured lr (the official GPT fine-tuning behaviour at lr 0.002)."""
-    return LambdaLR(optimizer, lambda step: 1.0)
+def constant(optimizer: Optimizer) -> ConstantLR:
+    """Keep every group at its configured lr."""
+    return ConstantLR(optimizer, factor=1.0, total_iters=0)
+
+
+def _text_split(generator: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+    """Trainable generator parameters outside / inside ``enc_p.{text_embedding, encoder_text, mrte}``."""
+    low_ids = {id(p) for name in TEXT_LOW_LR_MODULES for p in getattr(generator.enc_p, name).parameters()}
+    trainable = [p for p in generator.parameters() if p.requires_grad]
+    return [p for p in trainable if id(p) not in low_ids], [p for p in trainable if id(p) in low_ids]
 
 
 def text_low_lr_groups(generator: nn.Module, lr: float, text_low_lr_rate: float) -> list[dict]:
     """SoVITS v2 generator parameter groups: ``enc_p.text_embedding``, ``enc_p.encoder_text`` and ``enc_p.mrte``
     at ``lr * text_low_lr_rate``, every other trainable parameter at ``lr`` (official ``s2_train.py``)."""
-    low_ids = {id(p) for name in TEXT_LOW_LR_MODULES for p in getattr(generator.enc_p, name).parameters()}
-    trainable = [p for p in generator.parameters() if p.requires_grad]
+    base, low = _text_split(generator)
     return [
-        {"params": [p for p in trainable if id(p) not in low_ids], "lr": lr, "name": "base"},
-        {"params": [p for p in trainable if id(p) in low_ids], "lr": lr * text_low_lr_rate, "name": "text_low_lr"},
+        {"params": base, "lr": lr, "name": "base"},
+        {"params": low, "lr": lr * text_low_lr_rate, "name": "text_low_lr"},
     ]
+
+
+def text_low_lr_optimizer(
+    optimizer: Callable[[list[dict]], Optimizer], generator: nn.Module, text_low_lr_rate: float
+) -> Optimizer:
+    """``optimizer`` (a class or partial: ``AdamW`` from the config) over the groups of :func:`text_low_lr_groups`,
+    the text modules at ``text_low_lr_rate`` times the optimiser's own lr."""
+    base, low = _text_split(generator)
+    opt = optimizer([{"params": base, "name": "base"}, {"params": low, "name": "text_low_lr"}])
+    opt.param_groups[1]["lr"] *= text_low_lr_rate
+    return opt

@@ -11,26 +11,25 @@ from typing import Any
 
 import mlflow.pyfunc
 import pandas as pd
-import yaml
 
-# Columns of a prediction request (one row per utterance); the others are optional synthesis parameters.
-REQUIRED = ("text", "ref_audio", "prompt_text")
-OPTIONAL = ("text_lang", "prompt_lang")
-REFERENCE = "reference.wav"  # the voice folder's bundled reference clip (its text and language in mockvox.yaml)
+# Columns of a prediction request (one row per utterance); without ref_audio the voice's default reference speaks.
+REQUIRED = ("text",)
+OPTIONAL = ("text_lang", "ref_audio", "prompt_text", "prompt_lang")
 
 
 class VoicePyfunc(mlflow.pyfunc.PythonModel):
     """``predict(DataFrame | dict | list[dict], params)`` -> DataFrame with ``sample_rate`` and ``audio`` (float32).
 
-    Row fields: ``text``, ``ref_audio`` (path of a 3-10 s recording; a relative path that names no file names one
-    of the voice folder, e.g. its bundled ``reference.wav``), ``prompt_text``, and ``text_lang`` / ``prompt_lang``
-    (default ``zh``). ``params`` are :class:`mockvox.infer.pipeline.SynthesisParams` fields.
+    Row fields: ``text``, ``text_lang`` (default: the reference's language, else ``zh``), and optionally
+    ``ref_audio`` (path of a 3-10 s recording; a relative path that names no file names one of the voice folder,
+    e.g. its bundled ``reference.wav``; absent: the voice's default reference), ``prompt_text``, ``prompt_lang``.
+    ``params`` are :class:`mockvox.infer.pipeline.SynthesisParams` fields.
     """
 
     def load_context(self, context) -> None:
-        from mockvox.infer.loading import load_voice
         from mockvox.infer.pipeline import Synthesizer
         from mockvox.paths import pretrained_dir
+        from mockvox.voice import load_voice
 
         self.voice_dir = Path(context.artifacts["voice"])
         self.synth = Synthesizer(load_voice(self.voice_dir, pretrained_dir=pretrained_dir()))
@@ -48,12 +47,20 @@ class VoicePyfunc(mlflow.pyfunc.PythonModel):
             missing = [k for k in REQUIRED if not row.get(k)]
             if missing:
                 raise ValueError(f"prediction row lacks {missing}; required fields: {list(REQUIRED)}")
-            sr, audio = self.synth.synthesize(
-                self._reference(row["ref_audio"]), row["prompt_text"], row.get("prompt_lang") or "zh",
-                row["text"], row.get("text_lang") or "zh", settings,
-            )  # fmt: skip
+            sr, audio = self.synth.synthesize(*self._request(row), settings)
             out.append({"sample_rate": sr, "audio": audio})
         return pd.DataFrame(out)
+
+    def _request(self, row: dict) -> tuple:
+        """``(ref_audio, prompt_text, prompt_lang, text, text_lang)`` of a row; no ``ref_audio``: the default one."""
+        if not row.get("ref_audio"):
+            default = self.synth.voice.reference
+            lang = row.get("text_lang") or (default.language if default is not None else "zh")
+            return None, row.get("prompt_text"), row.get("prompt_lang"), row["text"], lang
+        if not row.get("prompt_text"):
+            raise ValueError("prediction row gives ref_audio without prompt_text (the reference's transcript)")
+        ref = self._reference(row["ref_audio"])
+        return ref, row["prompt_text"], row.get("prompt_lang") or "zh", row["text"], row.get("text_lang") or "zh"
 
     def _reference(self, ref_audio):
         path = Path(ref_audio) if isinstance(ref_audio, str) else None
@@ -72,12 +79,13 @@ def _rows(model_input) -> list[dict]:
 
 def input_example(voice_dir: Path) -> tuple[pd.DataFrame, dict] | None:
     """A request that reads the bundled reference's own text in its voice; None for a voice without a reference."""
-    reference = yaml.safe_load((voice_dir / "mockvox.yaml").read_text(encoding="utf-8")).get("reference")
-    if not reference:
+    from mockvox.voice import voice_reference
+
+    ref = voice_reference(voice_dir)
+    if ref is None:
         return None
-    lang = reference["language"]
-    row = {"text": reference["text"], "ref_audio": reference["audio"], "prompt_text": reference["text"],
-           "prompt_lang": lang, "text_lang": lang}  # fmt: skip
+    row = {"text": ref.text, "ref_audio": ref.audio.name, "prompt_text": ref.text, "prompt_lang": ref.language,
+           "text_lang": ref.language}  # fmt: skip
     return pd.DataFrame([row]), {"seed": 0, "max_tokens": 250}  # bounded: a barely trained voice may never stop
 
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
 from omegaconf import DictConfig
 
+from mockvox.infer.registry import download_voice, registered_versions, resolve_model_id
 from mockvox.train.build import Networks, check_config
-from mockvox.train.registry import download_voice, registered_versions, resolve_model_id
 from mockvox.train.tracking import Tracker
+from mockvox.voice import read_voice_config
 
 
 @dataclass
@@ -28,7 +28,7 @@ def load_resume_state(tracker: Tracker, ref: str, cache: Path) -> ResumeState:
     """The voice ``ref`` and its stage checkpoints, downloaded under ``cache`` (:func:`voice_cache_dir`)."""
     model_id = resolve_model_id(tracker, ref)
     voice = download_voice(tracker, model_id, cache)
-    meta = yaml.safe_load((voice / "mockvox.yaml").read_text())
+    meta = read_voice_config(voice)
     training = meta.get("training") or {}
     ckpts = {}
     for stage, run_id in (training.get("runs") or {}).items():
@@ -47,9 +47,9 @@ def load_resume_state(tracker: Tracker, ref: str, cache: Path) -> ResumeState:
 
 def resume_networks(cfg: DictConfig, state: ResumeState) -> Networks:
     """Networks shaped like the voice's; the stage checkpoints then restore every weight and optimiser state."""
-    from mockvox.infer.loading import load_voice
     from mockvox.models.sovits_v2 import SynthesizerTrn
     from mockvox.models.sovits_v4 import SynthesizerTrnV3
+    from mockvox.voice import load_voice
 
     check_config(cfg)
     voice = load_voice(state.voice_dir, pretrained_dir=cfg.pretrained.dir)

@@ -18,9 +18,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from mockvox.config import finalize_paths
 from mockvox.data.store import DatasetStore
+from mockvox.infer.registry import voice_cache_dir
 from mockvox.train import stages
 from mockvox.train.build import Networks, build_networks, check_config
-from mockvox.train.registry import voice_cache_dir
 from mockvox.train.resume import ResumeState, load_resume_state, resume_networks
 from mockvox.train.tracking import Tracker, flatten
 

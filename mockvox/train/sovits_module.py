@@ -8,11 +8,14 @@ drawn with probability 0.3 per batch. Both expose ``sample(batch)`` (numpy, no I
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable, Iterable
+
 import lightning as L
 import numpy as np
 import torch
-from torch.optim import AdamW
-from torch.optim.lr_scheduler import ExponentialLR
+from torch.optim import AdamW, Optimizer
+from torch.optim.lr_scheduler import ExponentialLR, LRScheduler
 
 from mockvox.audio.mel_v4 import denorm_spec
 from mockvox.audio.spectral import mel_spectrogram_torch, spec_to_mel_torch
@@ -22,12 +25,19 @@ from mockvox.models.lora import FULLY_TRAINED, has_lora
 from mockvox.models.sovits_v2 import SynthesizerTrn
 from mockvox.models.sovits_v4 import SynthesizerTrnV3
 from mockvox.modules.commons import slice_segments
-from mockvox.train.optim import text_low_lr_groups
+from mockvox.train.optim import text_low_lr_optimizer
 
 # Official s2.json mel of the reconstruction loss (32 kHz audio, 50 frames/s).
 OFFICIAL_MEL: dict = dict(
     n_fft=2048, num_mels=128, sampling_rate=32000, hop_size=640, win_size=2048, fmin=0.0, fmax=None
 )  # fmt: skip
+
+
+OptimizerFactory = Callable[[Iterable], Optimizer]  # a class or partial taking the parameters (groups)
+SchedulerFactory = Callable[[Optimizer], LRScheduler]
+# Official s2.json / s2_train_v3_lora.py: AdamW, lr decayed once per epoch (conf/model/v2.yaml, v4.yaml).
+OFFICIAL_OPTIMIZER: OptimizerFactory = functools.partial(AdamW, lr=1e-4, betas=(0.8, 0.99), eps=1e-9)
+OFFICIAL_SCHEDULER: SchedulerFactory = functools.partial(ExponentialLR, gamma=0.999875)
 
 
 def _numpy(tensors: dict) -> dict:
@@ -41,10 +51,8 @@ class SovitsV2Module(L.LightningModule):
         self,
         generator: SynthesizerTrn,
         discriminator: MultiPeriodDiscriminator,
-        lr: float = 1e-4,
-        betas: tuple[float, float] = (0.8, 0.99),
-        eps: float = 1e-9,
-        lr_decay: float = 0.999875,
+        optimizer: OptimizerFactory = OFFICIAL_OPTIMIZER,
+        scheduler: SchedulerFactory | None = OFFICIAL_SCHEDULER,
         text_low_lr_rate: float = 0.4,
         c_mel: float = 45.0,
         c_kl: float = 1.0,
@@ -60,17 +68,20 @@ class SovitsV2Module(L.LightningModule):
                 f"the generator upsamples by {generator.hop_length} samples per frame but the mel hop_size is "
                 f"{self.mel['hop_size']}: they must be equal"
             )
-        self.save_hyperparameters(ignore=["generator", "discriminator"])
+        self.save_hyperparameters(ignore=["generator", "discriminator", "optimizer", "scheduler"])
         self.generator = generator
         self.discriminator = discriminator
+        self._make_optimizer = optimizer
+        self._make_scheduler = scheduler
         self.automatic_optimization = False
 
     def configure_optimizers(self):
-        hp = self.hparams
-        groups = text_low_lr_groups(self.generator, hp.lr, hp.text_low_lr_rate)
-        opt_g = AdamW(groups, hp.lr, betas=tuple(hp.betas), eps=hp.eps)
-        opt_d = AdamW(self.discriminator.parameters(), hp.lr, betas=tuple(hp.betas), eps=hp.eps)
-        return [opt_g, opt_d], [ExponentialLR(opt_g, hp.lr_decay), ExponentialLR(opt_d, hp.lr_decay)]
+        """One optimiser each for generator (text modules at ``text_low_lr_rate`` x lr) and discriminator."""
+        opt_g = text_low_lr_optimizer(self._make_optimizer, self.generator, self.hparams.text_low_lr_rate)
+        opt_d = self._make_optimizer(self.discriminator.parameters())
+        if self._make_scheduler is None:
+            return [opt_g, opt_d]
+        return [opt_g, opt_d], [self._make_scheduler(opt_g), self._make_scheduler(opt_d)]
 
     def on_fit_start(self) -> None:
         self.train()  # Lightning keeps the modes it is given: a loaded network may arrive in eval mode
@@ -121,7 +132,8 @@ class SovitsV2Module(L.LightningModule):
         self.log("train/lr_g", float(opt_g.param_groups[0]["lr"]), on_step=True, on_epoch=False, batch_size=b)
 
     def on_train_epoch_end(self) -> None:
-        for scheduler in self.lr_schedulers():
+        schedulers = self.lr_schedulers() or []
+        for scheduler in schedulers if isinstance(schedulers, list) else [schedulers]:
             scheduler.step()
 
     @torch.no_grad()
@@ -165,22 +177,24 @@ class SovitsV4Module(L.LightningModule):
     def __init__(
         self,
         model: SynthesizerTrnV3,
-        lr: float = 1e-4,
-        betas: tuple[float, float] = (0.8, 0.99),
-        eps: float = 1e-9,
-        lr_decay: float = 0.999875,
+        optimizer: OptimizerFactory = OFFICIAL_OPTIMIZER,
+        scheduler: SchedulerFactory | None = OFFICIAL_SCHEDULER,
         shortcut_prob: float = 0.3,
         sample_steps: int = 8,
     ):
         super().__init__()
         check_lora_trainable_set(model)
-        self.save_hyperparameters(ignore=["model"])
+        self.save_hyperparameters(ignore=["model", "optimizer", "scheduler"])
         self.model = model
+        self._make_optimizer = optimizer
+        self._make_scheduler = scheduler
 
     def configure_optimizers(self):
-        hp = self.hparams
-        opt = AdamW([p for p in self.model.parameters() if p.requires_grad], hp.lr, betas=tuple(hp.betas), eps=hp.eps)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": ExponentialLR(opt, hp.lr_decay), "interval": "epoch"}}
+        """The LoRA adapters and the fully trained modules (the trainable parameters); scheduler once per epoch."""
+        opt = self._make_optimizer([p for p in self.model.parameters() if p.requires_grad])
+        if self._make_scheduler is None:
+            return opt
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": self._make_scheduler(opt), "interval": "epoch"}}
 
     def on_fit_start(self) -> None:
         self.train()  # Lightning keeps the modes it is given; frozen parts run in eval mode inside forward

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,7 +10,16 @@ from omegaconf import DictConfig, OmegaConf
 
 from mockvox.data.store import DatasetStore
 from mockvox.progress import Bars
-from mockvox.train.build import Networks, codebook_ready, init_codebook
+from mockvox.train.build import (
+    Networks,
+    codebook_ready,
+    gpt_datamodule,
+    gpt_module,
+    init_codebook,
+    sovits_datamodule,
+    sovits_module,
+)
+from mockvox.voice import Reference
 
 STAGES = ("sovits", "gpt")
 FEATURE_STEPS = {"features": ("text", "features")}  # feature extraction's text and audio passes: one bar
@@ -50,66 +57,13 @@ def prepare_features(cfg: DictConfig, store: DatasetStore, nets: Networks) -> Pa
     )  # fmt: skip
 
 
-def _scheduler(cfg: DictConfig):
-    from mockvox.train import optim
-
-    s = cfg.gpt_train.scheduler
-    if s.name == "constant":
-        return optim.constant
-    if s.name == "warmup_cosine":
-        return functools.partial(optim.warmup_cosine, lr_init=s.lr_init, peak=cfg.gpt_train.optimizer.lr,
-                                 lr_end=s.lr_end, warmup_steps=s.warmup_steps, total_steps=s.total_steps)  # fmt: skip
-    raise ValueError(f"gpt_train.scheduler.name must be constant or warmup_cosine, not {s.name!r}")
-
-
-def gpt_module(cfg: DictConfig, nets: Networks):
-    """The GPT stage's LightningModule (official optimiser, schedule, accumulation)."""
-    import hydra
-
-    from mockvox.train.gpt_module import GPTModule
-
-    g = cfg.gpt_train
-    lr = {"lr": g.scheduler.lr} if g.scheduler.name == "constant" else {}  # constant: the optimiser runs at that lr
-    return GPTModule(nets.gpt, hydra.utils.instantiate(g.optimizer, **lr), _scheduler(cfg), dpo=g.dpo,
-                     dpo_beta=g.dpo_beta, accumulate=g.accumulate)  # fmt: skip
-
-
 def _gpt_parts(cfg: DictConfig, nets: Networks, features_dir: Path):
-    from mockvox.data.datasets import GPTDataModule
-
-    g = cfg.gpt_train
-    batch = max(1, g.batch_size // 2) if g.dpo else g.batch_size  # official: DPO halves the batch
-    data = GPTDataModule(features_dir, batch_size=batch, num_workers=cfg.data.num_workers,
-                         min_items=cfg.data.min_items, seed=cfg.seed, max_sec=g.max_sec,
-                         min_ps_ratio=g.min_ps_ratio, max_ps_ratio=g.max_ps_ratio)  # fmt: skip
-    return gpt_module(cfg, nets), data, 32000
-
-
-def sovits_module(cfg: DictConfig, nets: Networks):
-    """The SoVITS stage's LightningModule: v2 GAN fine-tune, or v4 LoRA (added here) on the CFM."""
-    t = cfg.model.sovits_train
-    common = dict(lr=t.lr, betas=tuple(t.betas), eps=t.eps, lr_decay=t.lr_decay)
-    if nets.version == "v2":
-        from mockvox.train.sovits_module import SovitsV2Module
-
-        return SovitsV2Module(nets.sovits, nets.discriminator, text_low_lr_rate=t.text_low_lr_rate,
-                              c_mel=t.c_mel, c_kl=t.c_kl, **common)  # fmt: skip
-    from mockvox.models.lora import add_lora, has_lora
-    from mockvox.train.sovits_module import SovitsV4Module
-
-    if not has_lora(nets.sovits):
-        add_lora(nets.sovits, t.lora_rank, t.lora_alpha)
-    return SovitsV4Module(nets.sovits, shortcut_prob=t.shortcut_prob, **common)
+    return gpt_module(cfg, nets), gpt_datamodule(cfg, features_dir), 32000
 
 
 def _sovits_parts(cfg: DictConfig, nets: Networks, features_dir: Path):
-    from mockvox.data.datasets import SovitsDataModule
-
-    t = cfg.model.sovits_train
-    min_frames = nets.sovits.segment_size if nets.version == "v2" else 0  # v2 decodes segments; v4 the whole mel
-    data = SovitsDataModule(features_dir, nets.version, batch_size=t.batch_size, num_workers=cfg.data.num_workers,
-                            min_items=cfg.data.min_items, seed=cfg.seed, min_frames=min_frames)  # fmt: skip
-    return sovits_module(cfg, nets), data, 32000 if nets.version == "v2" else 48000
+    rate = 32000 if nets.version == "v2" else 48000
+    return sovits_module(cfg, nets), sovits_datamodule(cfg, nets, features_dir), rate
 
 
 def run_stage(stage: str, cfg: DictConfig, nets: Networks, features_dir: Path, tracker, run_id, resume, workdir: Path):
@@ -155,7 +109,7 @@ def write_voice_folder(cfg: DictConfig, nets: Networks, dest: Path, result, mani
                        sliced_dir: Path | None = None) -> Path:  # fmt: skip
     """The model folder (official export formats + mockvox.yaml) that inference loads, with a reference clip from
     ``sliced_dir`` (the dataset's raw slices) when one fits."""
-    from mockvox.infer.loading import write_voice
+    from mockvox.voice import write_voice
 
     official = nets.official or (resume is not None and resume.official)
     ref = reference_clip(manifest, sliced_dir) if sliced_dir is not None else None
@@ -175,20 +129,16 @@ def write_voice_folder(cfg: DictConfig, nets: Networks, dest: Path, result, mani
         vocoder=None if nets.version == "v2" else ("pretrained" if official else nets.vocoder),
         vocoder_kwargs=nets.vocoder_kwargs,
         sovits_base=None if nets.version == "v2" else ("pretrained" if official else nets.sovits),
-        extra={"training": training, "gpt_config": nets.gpt_config, **({"reference": ref[1]} if ref else {})},
+        extra={"training": training, "gpt_config": nets.gpt_config}, reference=ref,
     )  # fmt: skip
-    if ref:
-        shutil.copyfile(ref[0], dest / ref[1]["audio"])
     return dest
 
 
-def reference_clip(manifest: dict, sliced_dir: Path) -> tuple[Path, dict] | None:
-    """The dataset's first 3-10 s slice with text: the voice's bundled reference (its MLflow input example)."""
-    from mockvox.train.pyfunc import REFERENCE
-
+def reference_clip(manifest: dict, sliced_dir: Path) -> Reference | None:
+    """The dataset's first 3-10 s slice with text: the voice's default reference (and its MLflow input example)."""
     for item in manifest["results"]:
         start, end = map(int, item["key"].split("_"))
         clip = Path(sliced_dir) / f"{item['key']}.wav"
         if item.get("text") and 3.0 <= (end - start) / 32000 <= 10.0 and clip.is_file():
-            return clip, {"audio": REFERENCE, "text": item["text"], "language": manifest["language"]}
+            return Reference(clip, item["text"], manifest["language"])
     return None

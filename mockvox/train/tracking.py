@@ -14,13 +14,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+import mlflow
+from mlflow.entities import Metric, Param, RunTag
 
-import mlflow  # noqa: E402
-from mlflow import MlflowClient  # noqa: E402
-from mlflow.entities import Metric, Param, RunTag  # noqa: E402
+from mockvox.infer.registry import MODEL_ARTIFACT, Registry
 
-MODEL_ARTIFACT = "voice"  # name of the logged model; its artifacts hold the voice folder under artifacts/voice
 PARENT_TAG = "mlflow.parentRunId"
 
 
@@ -40,14 +38,12 @@ def _local_store(uri: str) -> bool:
     return uri.startswith(("sqlite:", "file:", "/")) or "://" not in uri
 
 
-class Tracker:
+class Tracker(Registry):
     """MLflow runs, models and registry for one tracking store."""
 
     def __init__(self, tracking_uri: str, experiment_name: str = "mockvox", artifact_location: str | None = None,
                  registry_uri: str | None = None):  # fmt: skip
-        self.tracking_uri = tracking_uri
-        if tracking_uri.startswith("sqlite:///"):
-            Path(tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        super().__init__(tracking_uri, registry_uri)
         saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
         mlflow.set_tracking_uri(tracking_uri)  # MLflow also exports these to os.environ: undo that, or every later
         mlflow.set_registry_uri(registry_uri or tracking_uri)  # config composed in this process would inherit them
@@ -56,7 +52,6 @@ class Tracker:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-        self.client = MlflowClient(tracking_uri, registry_uri or tracking_uri)
         exp = self.client.get_experiment_by_name(experiment_name)
         if exp is None:
             location = None
@@ -118,9 +113,6 @@ class Tracker:
         from lightning.pytorch.loggers import MLFlowLogger
 
         return MLFlowLogger(experiment_name=self.experiment_name, tracking_uri=self.tracking_uri, run_id=run_id)
-
-    def last_metrics(self, run_id: str) -> dict[str, float]:
-        return dict(self.client.get_run(run_id).data.metrics)
 
     # --- models -----------------------------------------------------------------------------------------------------
     def log_voice(self, run_id: str, voice_dir: Path, params: Mapping[str, Any], tags: Mapping[str, str],

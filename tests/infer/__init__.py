@@ -8,12 +8,12 @@ from pathlib import Path
 import torch
 from transformers import HubertConfig, HubertModel
 
-from mockvox.infer.loading import write_voice
 from mockvox.models import sovits_v2, sovits_v4
 from mockvox.models.hubert import HubertSSL
 from mockvox.models.lora import add_lora, exported_keys
 from mockvox.models.t2s import T2SConfig, Text2Semantic
 from mockvox.models.vocoder_v4 import build_vocoder
+from mockvox.voice import write_voice
 
 # Hop 640 like the real 32 kHz spectrogram; the codebook has the GPT's 1024 codes.
 V2_KWARGS = {

@@ -10,10 +10,10 @@ import soundfile as sf
 import torch
 
 from mockvox.audio.io import load_audio, resample
-from mockvox.infer.loading import load_voice
 from mockvox.infer.pipeline import SynthesisError, SynthesisParams, Synthesizer
 from mockvox.models.hubert import HubertSSL
 from mockvox.text.split import split_text
+from mockvox.voice import load_voice
 from tests.conftest import SAMPLES
 from tests.infer import write_v2, write_v4
 

@@ -15,14 +15,14 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def cli_model(dataset):
     data_dir, file_id, _ = dataset
-    common = [f"paths.data_dir={data_dir}", "logger.experiment_name=cli", "callbacks.progress=false"]
+    common = [f"paths.data_dir={data_dir}", "logger.experiment_name=cli"]  # keys of conf/train.yaml and infer.yaml
     return data_dir, file_id, common
 
 
 def test_train_prints_the_model_id_last_and_json_on_request(cli_model, capsys, tmp_path):
     data_dir, file_id, common = cli_model
     args = ["train", file_id, "--version", "v2", "model/size=tiny", "pretrained=none", "data.min_items=4",
-            "name=cli-voice"]  # fmt: skip
+            "name=cli-voice", "callbacks.progress=false"]  # fmt: skip
     assert main(args + common) == 0
     out = capsys.readouterr().out.strip().splitlines()
     model_id = out[-1]

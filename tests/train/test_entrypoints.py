@@ -67,7 +67,7 @@ def test_optuna_sweep_runs_and_tracks_two_jobs(dataset, tmp_path):
     tracker = Tracker(f"sqlite:///{data_dir}/mlflow.db", "sweep")
     parents = [r for r in tracker.client.search_runs([tracker.experiment_id]) if "mockvox.stage" not in r.data.tags]
     assert len(parents) == 2
-    lrs = {r.data.params["gpt_train.scheduler.lr"] for r in parents}
+    lrs = {r.data.params["model.gpt.optimizer.lr"] for r in parents}
     assert len(lrs) == 2  # Optuna proposed two learning rates
     versions = tracker.client.search_model_versions("name='sweep-voice'")
     assert sorted(int(v.version) for v in versions) == [1, 2]

@@ -332,7 +332,7 @@ def _v4_eval_loss(model: SynthesizerTrnV3, batch: dict) -> float:
 
 
 def test_v4_training_reduces_the_loss_on_a_fixed_batch() -> None:
-    module = SovitsV4Module(v4_model(), lr=3e-3)
+    module = SovitsV4Module(v4_model(), functools.partial(torch.optim.AdamW, lr=3e-3, betas=(0.8, 0.99), eps=1e-9))
     batch = v4_batch()
     start = _v4_eval_loss(module.model, batch)
     torch.manual_seed(0)
@@ -367,3 +367,75 @@ def test_v2_trains_after_synthesis_built_the_spectral_caches() -> None:
     trainer = _trainer(fast_dev_run=True)
     trainer.fit(module, _loader([sovits_batch()]))
     assert float(trainer.callback_metrics["train/loss_mel"]) > 0
+
+
+# ------------------------------------------------------------------------------------------ built from the config
+
+
+@functools.lru_cache(maxsize=2)
+def _config_and_networks(experiment: str):
+    from mockvox.train.build import build_networks
+    from mockvox.train.config import compose_train
+
+    cfg = compose_train([f"experiment={experiment}", "data.file_id=x"])
+    return cfg, build_networks(cfg, with_bert=False)
+
+
+def test_v2_optimisers_from_the_config_keep_the_text_encoder_at_0_4x() -> None:
+    from mockvox.train.build import sovits_module
+
+    cfg, nets = _config_and_networks("demo")
+    module = sovits_module(cfg, nets)
+    (opt_g, opt_d), (sched_g, sched_d) = module.configure_optimizers()
+    assert type(opt_g) is type(opt_d) is torch.optim.AdamW
+    assert [g["name"] for g in opt_g.param_groups] == ["base", "text_low_lr"]
+    assert [g["lr"] for g in opt_g.param_groups] == pytest.approx([1e-4, 0.4e-4])
+    enc_p = nets.sovits.enc_p
+    low = {id(p) for m in (enc_p.text_embedding, enc_p.encoder_text, enc_p.mrte) for p in m.parameters()}
+    assert {id(p) for p in opt_g.param_groups[1]["params"]} == low
+    assert {id(p) for g in opt_g.param_groups for p in g["params"]} == {id(p) for p in nets.sovits.parameters()
+                                                                        if p.requires_grad}  # fmt: skip
+    assert [g["lr"] for g in opt_d.param_groups] == pytest.approx([1e-4])
+    for opt in (opt_g, opt_d):
+        assert all(tuple(g["betas"]) == (0.8, 0.99) and g["eps"] == 1e-9 for g in opt.param_groups)
+    assert all(
+        isinstance(s, torch.optim.lr_scheduler.ExponentialLR) and s.gamma == 0.999875 for s in (sched_g, sched_d)
+    )
+
+
+def test_v4_optimiser_from_the_config_trains_the_lora_set() -> None:
+    from mockvox.train.build import sovits_module
+
+    cfg, nets = _config_and_networks("tiny_v4")
+    module = sovits_module(cfg, nets)
+    conf = module.configure_optimizers()
+    opt, sched = conf["optimizer"], conf["lr_scheduler"]
+    assert isinstance(opt, torch.optim.AdamW) and [g["lr"] for g in opt.param_groups] == pytest.approx([1e-4])
+    trainable = {id(p) for p in module.model.parameters() if p.requires_grad}
+    assert {id(p) for p in opt.param_groups[0]["params"]} == trainable
+    assert any("lora_" in n for n, p in module.model.named_parameters() if p.requires_grad)
+    assert sched["interval"] == "epoch" and sched["scheduler"].gamma == 0.999875
+
+
+class _LrAtEachStep(L.Callback):
+    def __init__(self):
+        self.lrs: list[float] = []
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer):
+        self.lrs.append(optimizer.param_groups[0]["lr"])
+
+
+def test_gpt_from_the_config_steps_at_the_official_effective_lr() -> None:
+    from mockvox.train.build import gpt_module
+    from mockvox.train.optim import ScaledAdam
+
+    cfg, nets = _config_and_networks("demo")
+    module = gpt_module(cfg, nets)
+    conf = module.configure_optimizers()
+    opt = conf["optimizer"]
+    assert isinstance(opt, ScaledAdam) and len(opt.param_groups) == 1
+    assert opt.param_groups[0]["betas"] == (0.9, 0.95) and opt.param_groups[0]["clipping_scale"] == 2.0
+    assert opt.param_groups[0]["clipping_update_period"] == 1000 and conf["lr_scheduler"]["interval"] == "step"
+    capture = _LrAtEachStep()
+    _trainer(max_epochs=1, callbacks=[capture]).fit(gpt_module(cfg, nets), _loader([gpt_batch(i) for i in range(5)]))
+    assert capture.lrs == pytest.approx([0.01, 0.002, 0.002, 0.002, 0.002])  # accumulate=1 in the demo

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import math
 
 import pytest
@@ -10,7 +11,7 @@ import torch
 from torch import nn
 
 from mockvox.models.sovits_v2 import SynthesizerTrn
-from mockvox.train.optim import ScaledAdam, constant, text_low_lr_groups, warmup_cosine
+from mockvox.train.optim import ScaledAdam, constant, text_low_lr_groups, text_low_lr_optimizer, warmup_cosine
 
 
 def _regression(seed: int = 0):
@@ -147,3 +148,118 @@ def test_text_low_lr_groups() -> None:
     assert not base & low
     assert base | low == {id(p) for p in g.parameters() if p.requires_grad}
     assert id(g.enc_p.encoder_ssl.attn_layers[0].conv_q.weight) in base
+
+
+def test_text_low_lr_optimizer_scales_the_text_group_of_a_partial() -> None:
+    g = SynthesizerTrn.tiny()
+    opt = text_low_lr_optimizer(functools.partial(torch.optim.AdamW, lr=1e-4, betas=(0.8, 0.99)), g, 0.4)
+    expected = text_low_lr_groups(g, 1e-4, 0.4)
+    assert [grp["name"] for grp in opt.param_groups] == ["base", "text_low_lr"]
+    assert [grp["lr"] for grp in opt.param_groups] == pytest.approx([1e-4, 4e-5])
+    for got, want in zip(opt.param_groups, expected, strict=True):
+        assert [id(p) for p in got["params"]] == [id(p) for p in want["params"]] and got["betas"] == (0.8, 0.99)
+
+
+# ------------------------------------------------------------------------- schedules built from the composed config
+
+
+def _lrs_at_each_step(cfg_gpt, steps: int) -> list[float]:
+    """The lr each optimiser step of ``instantiate(model.gpt.optimizer)`` / ``scheduler`` runs at (one group)."""
+    from hydra.utils import instantiate
+
+    model, x, y = _regression()
+    opt = instantiate(cfg_gpt.optimizer)(model.parameters())
+    sched = instantiate(cfg_gpt.scheduler)(opt)
+    lrs = []
+    for _ in range(steps):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.zero_grad()
+        nn.functional.mse_loss(model(x), y).backward()
+        opt.step()
+        sched.step()
+    return lrs
+
+
+def _official_effective_lrs(steps: int, optimizer_lr: float = 0.01) -> list[float]:
+    """GPT-SoVITS ``WarmupCosineLRSchedule`` as it runs: no initial step (the first optimiser step uses ScaledAdam's
+    own lr), then every ``step()`` writes 0.002 into every group, whatever its warm-up/cosine computed."""
+    return [optimizer_lr] + [0.002] * (steps - 1)
+
+
+def test_the_default_gpt_schedule_is_the_official_effective_one() -> None:
+    from mockvox.train.config import compose_train
+
+    gpt = compose_train(["data.file_id=x"]).model.gpt
+    assert gpt.scheduler._target_.startswith("torch.optim.lr_scheduler.")
+    lrs = _lrs_at_each_step(gpt, 300)
+    assert lrs == pytest.approx(_official_effective_lrs(300), rel=1e-12)
+    assert lrs[:3] == pytest.approx([0.01, 0.002, 0.002])
+
+
+def test_warmup_cosine_from_the_config_follows_its_parameters() -> None:
+    from hydra.utils import instantiate
+
+    from mockvox.train.config import compose_train
+
+    gpt = compose_train(["model/gpt/scheduler=warmup_cosine", "data.file_id=x"]).model.gpt
+    s = gpt.scheduler
+    assert (s.lr_init, s.peak, s.lr_end, s.warmup_steps, s.total_steps) == (1e-5, 0.01, 1e-4, 2000, 40000)
+    opt = instantiate(gpt.optimizer)([nn.Parameter(torch.zeros(3))])
+    sched = instantiate(s)(opt)
+    assert isinstance(sched, torch.optim.lr_scheduler.SequentialLR)
+    lrs = []
+    for _ in range(40100):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+
+    def expected(step: int) -> float:
+        if step < 2000:
+            return 1e-5 + (0.01 - 1e-5) * step / 2000
+        progress = min(1.0, (step - 2000) / 38000)
+        return 1e-4 + 0.5 * (1 + math.cos(math.pi * progress)) * (0.01 - 1e-4)
+
+    assert lrs == pytest.approx([expected(i) for i in range(40100)], rel=1e-9)
+    assert lrs[0] == pytest.approx(1e-5) and lrs[2000] == pytest.approx(0.01)
+    assert lrs[40000:] == pytest.approx([1e-4] * 100)
+    assert _lrs_at_each_step(gpt, 5)[1:] == pytest.approx([expected(i) for i in range(1, 5)])  # with ScaledAdam
+
+
+def test_warmup_cosine_needs_the_groups_at_peak() -> None:
+    opt = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=0.02)
+    with pytest.raises(ValueError, match="peak"):
+        warmup_cosine(opt, 1e-5, 0.01, 1e-4, 10, 50)
+
+
+@pytest.mark.parametrize("choice", ["official", "warmup_cosine"])
+def test_schedules_resume_from_a_weights_only_checkpoint(choice: str) -> None:
+    """Lightning restores the scheduler from ``state_dict()`` (``weights_only=True``): it continues identically."""
+    import io
+
+    from hydra.utils import instantiate
+
+    from mockvox.train.config import compose_train
+
+    gpt = compose_train([f"model/gpt/scheduler={choice}", "model.gpt.scheduler.warmup_steps=3", "data.file_id=x"]
+                        if choice == "warmup_cosine" else ["data.file_id=x"]).model.gpt  # fmt: skip
+
+    def make():
+        opt = instantiate(gpt.optimizer)([nn.Parameter(torch.zeros(3))])
+        return opt, instantiate(gpt.scheduler)(opt)
+
+    opt, sched = make()
+    for _ in range(5):
+        opt.step()
+        sched.step()
+    buf = io.BytesIO()
+    torch.save({"opt": opt.state_dict(), "sched": sched.state_dict()}, buf)
+    buf.seek(0)
+    state = torch.load(buf, weights_only=True)
+    opt2, sched2 = make()
+    opt2.load_state_dict(state["opt"])
+    sched2.load_state_dict(state["sched"])
+    for _ in range(5):
+        for o, s in ((opt, sched), (opt2, sched2)):
+            o.step()
+            s.step()
+        assert opt2.param_groups[0]["lr"] == opt.param_groups[0]["lr"]

@@ -8,9 +8,9 @@ import pytest
 import yaml
 from omegaconf import OmegaConf
 
+from mockvox.infer.registry import voice_cache_dir
 from mockvox.train import resume, run, stages
 from mockvox.train.config import compose_train
-from mockvox.train.registry import voice_cache_dir
 from mockvox.train.tracking import Tracker
 
 SERVER = "http://host:5000"
@@ -45,8 +45,9 @@ def registry(monkeypatch, tmp_path):
     """A registered tiny v2 voice ``m-1``; records every download folder and every resume-state load."""
     monkeypatch.chdir(tmp_path)  # a relative folder derived from the URI would land here
     trained = compose_train(["experiment=demo", "data.file_id=ds", f"paths.data_dir={tmp_path}/old"])
-    meta = {"training": {"runs": {"sovits": "run-s", "gpt": "run-g"}, "epochs": {"sovits": 1, "gpt": 1},
-                         "config": OmegaConf.to_container(trained, resolve=True)}}  # fmt: skip
+    training = {"runs": {"sovits": "run-s", "gpt": "run-g"}, "epochs": {"sovits": 1, "gpt": 1},
+                "config": OmegaConf.to_container(trained, resolve=True)}  # fmt: skip
+    meta = {"version": "v2", "gpt": {}, "sovits": {}, "hubert": {}, "training": training}
     seen = {"caches": [], "loads": 0}
 
     def download_voice(tracker, model_id: str, cache: Path) -> Path:

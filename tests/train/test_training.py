@@ -12,8 +12,8 @@ import pytest
 import yaml
 
 from mockvox.data.store import DatasetStore
+from mockvox.infer.registry import download_voice, model_info, resolve_model_id, version_model_id
 from mockvox.train.config import compose_train
-from mockvox.train.registry import download_voice, model_info, resolve_model_id, version_model_id
 from mockvox.train.run import train
 from mockvox.train.tracking import Tracker
 from tests.conftest import SAMPLES

@@ -5,15 +5,17 @@ from __future__ import annotations
 import copy
 import logging
 
+import numpy as np
 import pytest
+import soundfile as sf
 import torch
 import yaml
 
 from mockvox.checkpoints import read_checkpoint
-from mockvox.infer.loading import CONFIG_NAME, load_voice, write_voice
 from mockvox.models.lora import V4_LORA_HEADER, merge_lora
 from mockvox.precision import NETWORKS, capabilities, plan
 from mockvox.pretrained import PretrainedMissing
+from mockvox.voice import CONFIG_NAME, REFERENCE_NAME, Reference, load_voice, voice_reference, write_voice
 from tests.infer import V2_KWARGS, tiny_gpt, tiny_hubert, tiny_v2, tiny_v4, tiny_vocoder, write_v2, write_v4
 
 
@@ -114,10 +116,26 @@ def test_missing_folder_and_bad_precision(tmp_path) -> None:
 
 def test_bf16_without_cpu_support_keeps_the_convolutions_in_fp32(tmp_path, monkeypatch, caplog) -> None:
     monkeypatch.setenv("MOCKVOX_CPU_BF16", "off")
-    with caplog.at_level(logging.INFO, logger="mockvox.infer.loading"):
+    with caplog.at_level(logging.INFO, logger="mockvox.voice"):
         voice = load_voice(write_v2(tmp_path / "voice"), precision="bf16")
     assert voice.precision == {"gpt": torch.bfloat16, "sovits": torch.float32, "vocoder": torch.float32,
                                "hubert": torch.float32}  # fmt: skip
     assert next(voice.sovits.parameters()).dtype == torch.float32
     assert next(voice.hubert.parameters()).dtype == torch.float32
     assert any("bf16 kernels: none): gpt=bf16 sovits=fp32" in r.getMessage() for r in caplog.records)
+
+
+def test_default_reference_is_part_of_the_folder(tmp_path) -> None:
+    clip = tmp_path / "slice.wav"
+    sf.write(clip, np.zeros(32000 * 4, dtype=np.float32), 32000, subtype="PCM_16")
+    folder = write_v2(tmp_path / "voice", reference=Reference(clip, "Hello there.", "en"))
+    ref = voice_reference(folder)
+    assert ref == Reference(folder / REFERENCE_NAME, "Hello there.", "en")
+    assert ref.audio.read_bytes() == clip.read_bytes()
+    assert load_voice(folder).reference == ref
+    assert voice_reference(write_v2(tmp_path / "bare")) is None and load_voice(tmp_path / "bare").reference is None
+    with pytest.raises(ValueError, match="reserved"):
+        write_v2(tmp_path / "clash", extra={"reference": {"audio": "x.wav"}})
+    with pytest.raises(FileNotFoundError):  # a missing clip fails the write and leaves nothing behind
+        write_v2(tmp_path / "broken", reference=Reference(tmp_path / "absent.wav", "Hi.", "en"))
+    assert not (tmp_path / "broken").exists() and not list(tmp_path.glob(".broken*"))

@@ -1,10 +1,13 @@
-"""Trained-voice model folders: written atomically by training, loaded for synthesis.
+"""The trained-voice format: model folders written atomically by training, loaded for synthesis and resuming.
 
-A folder holds ``mockvox.yaml`` and official-format exports, so GPT-SoVITS can load the same files: ``gpt.ckpt``
+This module is the only one that reads or writes a voice folder. A folder holds ``mockvox.yaml`` and official-format
+exports, so GPT-SoVITS can load the same files: ``gpt.ckpt``
 (fp16 GPT, ``model.`` keys), ``sovits.pth`` (v2: fp16 generator without ``enc_q``; v4: the LoRA export, header
 ``04``, applied on top of the base generator and merged at load time), plus ``sovits_base.pth`` / ``vocoder.pth`` /
 ``hubert/`` when those are not the official pretrained files. Pretrained parts are referenced as
-``{pretrained: <path under pretrained_dir>}`` (GPT-SoVITS's ``pretrained_models`` layout).
+``{pretrained: <path under pretrained_dir>}`` (GPT-SoVITS's ``pretrained_models`` layout). A voice also carries
+a default reference, ``reference.wav`` (a 3-10 s slice of its own dataset) with its transcript and language under
+``reference:``, so that it can be asked to speak with a text alone.
 """
 
 from __future__ import annotations
@@ -51,7 +54,25 @@ PRETRAINED = {  # official files, relative to pretrained_dir
 MEL_FRAME_RATE = 100  # v4 mel frames per second (32 kHz / hop 320); the vocoder upsamples each frame
 V2_SAMPLE_RATE = 32000
 log = logging.getLogger(__name__)
-_RESERVED = ("version", "sample_rate", "gpt", "sovits", "sovits_base", "vocoder", "hubert", "bert")
+REFERENCE_NAME = "reference.wav"
+_RESERVED = ("version", "sample_rate", "gpt", "sovits", "sovits_base", "vocoder", "hubert", "bert", "reference")
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A reference recording (3-10 s) with its transcript and language."""
+
+    audio: Path
+    text: str
+    language: str
+
+
+def voice_reference(model_dir: str | os.PathLike, config: Mapping | None = None) -> Reference | None:
+    """The default reference bundled in a voice folder, or None for a voice without one."""
+    entry = (config if config is not None else read_voice_config(model_dir)).get("reference")
+    if not entry:
+        return None
+    return Reference(Path(model_dir) / entry["audio"], entry["text"], entry["language"])
 
 
 @dataclass
@@ -69,6 +90,7 @@ class LoadedVoice:
     device: torch.device = torch.device("cpu")
     dtype: torch.dtype = torch.float32  # the SoVITS generator's (its inputs are cast to it)
     precision: dict[str, torch.dtype] = field(default_factory=dict)  # per network: gpt, sovits, vocoder, hubert
+    reference: Reference | None = None  # the voice's default reference
 
 
 # --- loading ----------------------------------------------------------------------------------------------------------
@@ -193,6 +215,7 @@ def load_voice(
         device=device,
         dtype=dtypes["sovits"],
         precision=dtypes,
+        reference=voice_reference(model_dir, config),
     )
 
 
@@ -320,6 +343,7 @@ def write_voice(
     vocoder_kwargs: Mapping | None = None,
     sovits_base: nn.Module | Mapping | str | None = None,
     extra: Mapping | None = None,
+    reference: Reference | None = None,
     info: str = "mockvox",
 ) -> Path:
     """Write a model folder atomically (built in a staging folder beside it, then renamed into place).
@@ -334,6 +358,7 @@ def write_voice(
         sovits_base: v4 only: the generator weights the LoRA applies to (a model, a LoRA-wrapped model or a state
             dict), or None / ``"pretrained"`` for ``s2Gv4.pth``.
         extra: further top-level ``mockvox.yaml`` entries (training information).
+        reference: the default reference; its audio file is copied into the folder as ``reference.wav``.
     """
     _check_write_args(version, bert, extra)
     target = Path(model_dir)
@@ -350,6 +375,9 @@ def write_voice(
         config["bert"] = {"pretrained": PRETRAINED["bert"]} if bert else None
         config["sample_rate"] = _sample_rate(version, config.get("vocoder"))
         config.update(extra or {})
+        if reference is not None:
+            shutil.copyfile(reference.audio, staging / REFERENCE_NAME)
+            config["reference"] = {"audio": REFERENCE_NAME, "text": reference.text, "language": reference.language}
         text = yaml.safe_dump(_plain_yaml(config), sort_keys=False, allow_unicode=True)
         (staging / CONFIG_NAME).write_text(text, encoding="utf-8")
         _swap_in(staging, target)

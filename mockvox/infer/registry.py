@@ -1,14 +1,22 @@
-"""Find voices by model id or registry URI, download them, and describe them (``mockvox info`` / ``models``)."""
+"""Find voices by model id or registry URI, download them, and describe them (``mockvox info`` / ``models``).
+
+:class:`Registry` reads an MLflow tracking store and its model registry; training's ``Tracker`` extends it with runs.
+"""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from pathlib import Path
 
-import yaml
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
-from mockvox.train.tracking import MODEL_ARTIFACT, Tracker
+from mlflow import MlflowClient  # noqa: E402
+
+from mockvox.voice import CONFIG_NAME, read_voice_config  # noqa: E402
+
+MODEL_ARTIFACT = "voice"  # name of the logged model; its artifacts hold the voice folder under artifacts/voice
 
 _ALIAS = re.compile(r"^models:/(?P<name>[^/@]+)@(?P<alias>[\w-]+)$")
 _VERSION = re.compile(r"^models:/(?P<name>[^/@]+)/(?P<version>\d+|latest)$")
@@ -18,7 +26,25 @@ class ModelNotFound(LookupError):
     """No voice answers to the given model id or URI."""
 
 
-def resolve_model_id(tracker: Tracker, ref: str) -> str:
+class Registry:
+    """Read access to one MLflow tracking store (logged models, runs' metrics) and its model registry."""
+
+    def __init__(self, tracking_uri: str, registry_uri: str | None = None):
+        self.tracking_uri = tracking_uri
+        self.registry_uri = registry_uri or tracking_uri
+        if tracking_uri.startswith("sqlite:///"):  # a fresh data root: MLflow creates the database, not its folder
+            Path(tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        self.client = MlflowClient(tracking_uri, self.registry_uri)
+
+    @classmethod
+    def from_config(cls, logger_cfg) -> Registry:
+        return cls(logger_cfg.tracking_uri, logger_cfg.get("registry_uri"))
+
+    def last_metrics(self, run_id: str) -> dict[str, float]:
+        return dict(self.client.get_run(run_id).data.metrics)
+
+
+def resolve_model_id(tracker: Registry, ref: str) -> str:
     """``m-…`` (an MLflow model id), ``models:/m-…``, ``models:/name@alias`` or ``models:/name/version`` -> model id."""
     from mlflow.exceptions import MlflowException
 
@@ -48,7 +74,7 @@ def version_model_id(version) -> str:
     return getattr(version, "model_id", None) or version.source.removeprefix("models:/")
 
 
-def _latest(tracker: Tracker, name: str):
+def _latest(tracker: Registry, name: str):
     versions = tracker.client.search_model_versions(f"name='{name}'")
     if not versions:
         raise ModelNotFound(f"registered model {name!r} has no versions")
@@ -60,18 +86,21 @@ def voice_cache_dir(cfg) -> Path:
     return Path(cfg.paths.data_dir) / "models"
 
 
-def download_voice(tracker: Tracker, model_id: str, cache_dir: Path) -> Path:
+def download_voice(tracker: Registry, model_id: str, cache_dir: Path) -> Path:
     """The voice folder of ``model_id`` (downloaded once into ``cache_dir/model_id``)."""
-    import mlflow
+    import mlflow.artifacts
 
     final = cache_dir / model_id
-    if (final / "mockvox.yaml").is_file():
+    if (final / CONFIG_NAME).is_file():
         return final
     cache_dir.mkdir(parents=True, exist_ok=True)
     staging = cache_dir / f".{model_id}.partial"
     shutil.rmtree(staging, ignore_errors=True)
-    root = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{model_id}", dst_path=str(staging)))
-    voice = next(root.rglob("mockvox.yaml"), None)
+    uri = f"models:/{model_id}"
+    root = mlflow.artifacts.download_artifacts(
+        artifact_uri=uri, dst_path=str(staging), tracking_uri=tracker.tracking_uri, registry_uri=tracker.registry_uri
+    )
+    voice = next(Path(root).rglob(CONFIG_NAME), None)
     if voice is None:
         raise ModelNotFound(f"model {model_id} holds no MockVox voice (no mockvox.yaml in its artifacts)")
     shutil.rmtree(final, ignore_errors=True)
@@ -80,16 +109,16 @@ def download_voice(tracker: Tracker, model_id: str, cache_dir: Path) -> Path:
     return final
 
 
-def registered_versions(tracker: Tracker, model_id: str) -> list[dict]:
+def registered_versions(tracker: Registry, model_id: str) -> list[dict]:
     versions = [v for v in tracker.client.search_model_versions("") if version_model_id(v) == model_id]
     return [{"name": v.name, "version": int(v.version), "aliases": list(v.aliases)} for v in versions]
 
 
-def model_info(tracker: Tracker, ref: str, cache_dir: Path) -> dict:
+def model_info(tracker: Registry, ref: str, cache_dir: Path) -> dict:
     """Version, epochs per stage, dataset, metrics and registry entries of a voice."""
     model_id = resolve_model_id(tracker, ref)
     logged = tracker.client.get_logged_model(model_id)
-    meta = yaml.safe_load((download_voice(tracker, model_id, cache_dir) / "mockvox.yaml").read_text())
+    meta = read_voice_config(download_voice(tracker, model_id, cache_dir))
     training = meta.get("training", {})
     metrics = tracker.last_metrics(logged.source_run_id) if logged.source_run_id else {}
     return {
@@ -107,7 +136,7 @@ def model_info(tracker: Tracker, ref: str, cache_dir: Path) -> dict:
     }
 
 
-def list_models(tracker: Tracker) -> list[dict]:
+def list_models(tracker: Registry) -> list[dict]:
     """Registered voices with their newest version."""
     out = []
     for rm in tracker.client.search_registered_models():
@@ -117,5 +146,5 @@ def list_models(tracker: Tracker) -> list[dict]:
     return out
 
 
-__all__ = ["MODEL_ARTIFACT", "ModelNotFound", "download_voice", "list_models", "model_info", "resolve_model_id",
-           "voice_cache_dir"]  # fmt: skip
+__all__ = ["MODEL_ARTIFACT", "ModelNotFound", "Registry", "download_voice", "list_models", "model_info",
+           "resolve_model_id", "voice_cache_dir"]  # fmt: skip

@@ -1,0 +1,139 @@
+"""``mockvox inference | speak | info | models``: synthesis and voice details from the tracking store.
+
+Everything here composes ``conf/infer.yaml`` (paths, tracking store, device, precision, cache) and goes through
+:mod:`mockvox.infer.voices`, the same path the pyfunc and the API take.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from mockvox.infer.pipeline import LANGUAGES as _MODES
+
+LANGUAGES = sorted(_MODES)
+
+
+def _config(args):
+    from mockvox.config import compose
+
+    overrides = list(args.overrides)
+    for key in ("device", "precision"):
+        if getattr(args, key, None) is not None:
+            overrides.append(f"{key}={getattr(args, key)}")
+    return compose("infer", overrides)
+
+
+def _source(args):
+    from mockvox.infer.voices import VoiceSource
+
+    cfg = _config(args)
+    return VoiceSource.from_config(cfg), cfg
+
+
+def _params(args):
+    from mockvox.infer.pipeline import SynthesisParams
+
+    return SynthesisParams(top_k=args.top_k, top_p=args.top_p, temperature=args.temperature, speed=args.speed,
+                           repetition_penalty=args.repetition_penalty, seed=args.seed, split=args.split,
+                           max_tokens=args.max_tokens, sample_steps=args.sample_steps)  # fmt: skip
+
+
+def _write(args, sr: int, audio) -> None:
+    from mockvox.audio.io import write_wav
+    from mockvox.paths import absolute
+
+    write_wav(args.output, audio, sr)
+    print(absolute(args.output))
+
+
+def cmd_inference(args) -> None:
+    from mockvox.infer.voices import open_voice
+    from mockvox.progress import Bars
+
+    source, cfg = _source(args)
+    synth = open_voice(args.model_id, source, cfg.device, cfg.precision)
+    sr, audio = synth.synthesize(args.ref_audio, args.prompt_text, args.promptLanguage, args.target_text,
+                                 args.targetLanguage, _params(args), Bars().for_step("synthesis"))  # fmt: skip
+    _write(args, sr, audio)
+
+
+def cmd_speak(args) -> None:
+    from mockvox.infer.voices import open_voice
+    from mockvox.progress import Bars
+
+    source, cfg = _source(args)
+    synth = open_voice(args.model_id, source, cfg.device, cfg.precision)
+    sr, audio = synth.speak(args.text, args.language, _params(args), Bars().for_step("synthesis"))
+    _write(args, sr, audio)
+
+
+def cmd_info(args) -> None:
+    from mockvox.infer.registry import model_info
+
+    source, _ = _source(args)
+    info = model_info(source.registry, args.model_id, source.cache_dir)
+    if args.json:
+        print(json.dumps(info, indent=2, default=str))
+        return
+    print(f"model id:  {info['model_id']}\nversion:   {info['version']} ({info['sample_rate']} Hz)")
+    print(f"epochs:    SoVITS {info['epochs'].get('sovits')}, GPT {info['epochs'].get('gpt')}")
+    print(f"dataset:   {info['file_id']} @ {info['dataset_version']}")
+    for reg in info["registered"]:
+        print(f"registry:  models:/{reg['name']}/{reg['version']} {' '.join('@' + a for a in reg['aliases'])}")
+    for key, value in sorted(info["metrics"].items()):
+        print(f"  {key:32} {value:.4g}")
+
+
+def cmd_models(args) -> None:
+    from mockvox.infer.registry import list_models
+
+    source, _ = _source(args)
+    rows = list_models(source.registry)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        print(f"{row['name']:48} v{row['versions']:<4} {row['latest_model_id']}")
+
+
+def _synthesis_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--top_p", type=float, default=1.0)
+    p.add_argument("--top_k", type=int, default=15)
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--speed", type=float, default=1.0)
+    p.add_argument("--repetition_penalty", type=float, default=1.35)
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--split", default="cut1", choices=[f"cut{i}" for i in range(6)])
+    p.add_argument("--max_tokens", type=int, default=1500, help="GPT tokens per fragment at most (25 per second)")
+    p.add_argument("--sample_steps", type=int, default=32, help="v4: CFM sampling steps")
+    p.add_argument("-o", "--output", default="output.wav", type=Path)
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: conf/infer.yaml device)")
+    p.add_argument("--precision", default=None, choices=["fp32", "bf16", "fp16"],
+                   help="bf16/fp16: reduced precision for each network where this hardware runs it fast")  # fmt: skip
+
+
+def register_cli(sub) -> None:
+    def command(name: str, func, help_: str) -> argparse.ArgumentParser:
+        note = "KEY=VALUE arguments whose key is a config group or key override conf/infer.yaml (none after --)"
+        p = sub.add_parser(name, help=help_, description=f"{help_}. {note}.")
+        p.set_defaults(func=func)
+        return p
+
+    p = command("inference", cmd_inference, "synthesise speech with a voice and a reference into a WAV file")
+    for name in ("model_id", "ref_audio", "prompt_text", "target_text"):
+        p.add_argument(name)
+    p.add_argument("--promptLanguage", default="zh", choices=LANGUAGES)
+    p.add_argument("--targetLanguage", default="zh", choices=LANGUAGES)
+    _synthesis_options(p)
+    p = command("speak", cmd_speak, "synthesise a text in a voice's own default reference into a WAV file")
+    p.add_argument("model_id")
+    p.add_argument("text")
+    p.add_argument("--language", default=None, choices=LANGUAGES, help="of the text (default: the reference's)")
+    _synthesis_options(p)
+    p = command("info", cmd_info, "show a voice's version, epochs, dataset, metrics")
+    p.add_argument("model_id")
+    p.add_argument("--json", action="store_true", help="print details as JSON")
+    p = command("models", cmd_models, "list registered voices")
+    p.add_argument("--json", action="store_true", help="print details as JSON")

@@ -1,0 +1,177 @@
+"""From a voice's name to a ready :class:`Synthesizer`: the one path every caller takes (CLI, pyfunc, API, workers).
+
+``model id | models:/name@alias | models:/name/version`` -> the model id (the registry is asked each time: an alias
+may move) -> the voice folder, downloaded once into the data root's cache -> networks loaded on a device and precision
+-> a synthesizer. :class:`VoiceCache` keeps several resident, least recently used evicted first, bounded by count and
+by the bytes of their weights, and frees their memory on eviction.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import cachetools
+import torch
+from omegaconf import DictConfig
+
+from mockvox.infer.pipeline import Synthesizer
+from mockvox.infer.registry import Registry, download_voice, resolve_model_id
+from mockvox.voice import LoadedVoice, load_voice
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class VoiceSource:
+    """Where voices come from: a tracking store, the local download cache and the installed pretrained parts."""
+
+    registry: Registry
+    cache_dir: Path
+    pretrained_dir: Path
+
+    @classmethod
+    def from_config(cls, cfg: DictConfig) -> VoiceSource:
+        """From a composed ``conf/infer.yaml`` (or any config with ``logger``, ``paths`` and ``cache.dir``)."""
+        cache = cfg.get("cache") or {}
+        cache_dir = cache.get("dir") or Path(cfg.paths.data_dir) / "models"
+        return cls(Registry.from_config(cfg.logger), Path(cache_dir), Path(cfg.paths.pretrained_dir))
+
+    def model_id(self, ref: str) -> str:
+        return resolve_model_id(self.registry, ref)
+
+    def folder(self, ref: str) -> Path:
+        """The local voice folder of ``ref`` (downloaded on first use)."""
+        return download_voice(self.registry, self.model_id(ref), self.cache_dir)
+
+
+def open_voice(ref: str, source: VoiceSource, device: str = "cpu", precision: str | Mapping = "fp32") -> Synthesizer:
+    """One voice, loaded anew (no cache): ``ref`` -> :class:`Synthesizer`."""
+    return Synthesizer(load_voice(source.folder(ref), source.pretrained_dir, device=device, precision=precision))
+
+
+def voice_bytes(voice: LoadedVoice) -> int:
+    """Bytes held by a voice's weights and buffers (each tensor storage counted once)."""
+    seen, total = set(), 0
+    modules = [voice.gpt, voice.sovits, voice.hubert, voice.vocoder, getattr(voice.bert, "model", None)]
+    for module in (m for m in modules if isinstance(m, torch.nn.Module)):
+        for tensor in [*module.parameters(), *module.buffers()]:
+            storage = tensor.untyped_storage()
+            if storage.data_ptr() not in seen:
+                seen.add(storage.data_ptr())
+                total += storage.nbytes()
+    return total
+
+
+class _Resident(cachetools.LRUCache):
+    """LRU of synthesizers keyed by model id, sized in bytes; counts what it evicts."""
+
+    evicted = 0
+
+    def popitem(self):
+        model_id, synth = super().popitem()
+        log.info("voice %s evicted from the cache", model_id)
+        self.evicted += 1
+        return model_id, synth
+
+
+def _free_memory(device: torch.device) -> None:
+    """Collect evicted voices (freed once no request in flight holds them) and return CUDA blocks to the driver."""
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+class VoiceCache:
+    """Resident voices for a long-lived process: ``get(ref)`` -> :class:`Synthesizer`, thread-safe.
+
+    At most ``max_voices`` voices and ``max_bytes`` of weights stay loaded (a single voice larger than ``max_bytes``
+    still loads, alone); each voice loads once even when several threads ask for it together.
+    """
+
+    def __init__(self, source: VoiceSource, max_voices: int = 4, max_bytes: int | None = None,
+                 device: str = "cpu", precision: str | Mapping = "fp32"):  # fmt: skip
+        if max_voices < 1:
+            raise ValueError(f"max_voices must be >= 1, got {max_voices}")
+        self.source, self.device, self.precision = source, device, precision
+        self.max_voices = max_voices
+        self.max_bytes = max_bytes
+        self._voices = _Resident(maxsize=float("inf"), getsizeof=self._size)  # bounds enforced in _admit
+        self._lock = threading.Lock()
+        self._loading: dict[str, threading.Lock] = {}
+
+    @classmethod
+    def from_config(cls, cfg: DictConfig) -> VoiceCache:
+        """From a composed ``conf/infer.yaml``."""
+        max_bytes = int(float(cfg.cache.max_gb) * 2**30) if cfg.cache.get("max_gb") else None
+        return cls(VoiceSource.from_config(cfg), int(cfg.cache.max_voices), max_bytes, cfg.device, cfg.precision)
+
+    def _size(self, synth: Synthesizer) -> int:
+        return voice_bytes(synth.voice)
+
+    def __len__(self) -> int:
+        return len(self._voices)
+
+    def __contains__(self, model_id: str) -> bool:
+        return model_id in self._voices
+
+    @property
+    def resident_bytes(self) -> int:
+        return int(self._voices.currsize)
+
+    def get(self, ref: str) -> Synthesizer:
+        """The synthesizer of ``ref`` (model id or ``models:/`` URI), loaded on first use."""
+        model_id = self.source.model_id(ref)
+        with self._lock:
+            synth = self._voices.get(model_id)
+            if synth is not None:
+                return synth
+            gate = self._loading.setdefault(model_id, threading.Lock())
+        with gate:  # one load per voice; other voices load or serve meanwhile
+            with self._lock:
+                synth = self._voices.get(model_id)
+            if synth is None:
+                synth = self._load(model_id)
+            with self._lock:
+                self._loading.pop(model_id, None)
+        return synth
+
+    def _load(self, model_id: str) -> Synthesizer:
+        folder = download_voice(self.source.registry, model_id, self.source.cache_dir)
+        with self._lock:  # make room first: the new voice's weights then replace the evicted ones in memory
+            while len(self._voices) >= self.max_voices:
+                self._voices.popitem()
+        self._collect()
+        voice = load_voice(folder, self.source.pretrained_dir, device=self.device, precision=self.precision)
+        synth = Synthesizer(voice)
+        with self._lock:
+            self._admit(model_id, synth)
+        self._collect()
+        log.info("voice %s loaded (%.1f MB, %d resident)", model_id, voice_bytes(voice) / 2**20, len(self._voices))
+        return synth
+
+    def _admit(self, model_id: str, synth: Synthesizer) -> None:
+        """Insert, then evict the least recently used others until count and bytes fit (the new one always stays)."""
+        self._voices[model_id] = synth
+        while len(self._voices) > 1 and self._over():
+            self._voices.popitem()
+
+    def _over(self) -> bool:
+        too_many = len(self._voices) > self.max_voices
+        return too_many or (self.max_bytes is not None and self._voices.currsize > self.max_bytes)
+
+    def clear(self) -> None:
+        """Evict every voice."""
+        with self._lock:
+            while self._voices:
+                self._voices.popitem()
+        self._collect()
+
+    def _collect(self) -> None:
+        if self._voices.evicted:
+            self._voices.evicted = 0
+            _free_memory(torch.device(self.device))

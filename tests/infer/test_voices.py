@@ -1,0 +1,124 @@
+"""One path from a voice id to speech: registry lookup, download cache, default reference, the resident cache."""
+
+from __future__ import annotations
+
+import gc
+import threading
+import weakref
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+
+from mockvox import cli
+from mockvox.audio.io import load_audio
+from mockvox.infer.pipeline import SynthesisError, SynthesisParams
+from mockvox.infer.voices import VoiceCache, VoiceSource, open_voice, voice_bytes
+from mockvox.train.tracking import Tracker
+from mockvox.voice import Reference
+from tests.conftest import SAMPLES
+from tests.infer import write_v2
+
+PROMPT = (SAMPLES / "voice_en.txt").read_text().splitlines()[0]
+FAST = SynthesisParams(seed=3, max_tokens=10)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """A sqlite MLflow store with two registered tiny v2 voices (``a`` with a default reference, ``b`` without)."""
+    root = tmp_path_factory.mktemp("store")
+    audio, sr = load_audio(SAMPLES / "voice_en.ogg")
+    ref = root / "slice.wav"
+    sf.write(ref, audio[sr // 2 : sr // 2 + 5 * sr], sr, subtype="PCM_16")
+    tracker = Tracker(f"sqlite:///{root}/mlflow.db", "voices", str(root / "artifacts"))
+    ids = {}
+    for name, reference in (("a", Reference(ref, PROMPT, "en")), ("b", None)):
+        folder = write_v2(root / "folders" / name, reference=reference)
+        with tracker.run(f"voice-{name}") as run_id:
+            ids[name] = tracker.log_voice(run_id, folder, {}, {}).model_id
+        tracker.register(f"models:/{ids[name]}", f"voice-{name}")
+    source = VoiceSource(tracker, root / "data" / "models", root / "pretrained")
+    return {"root": root, "source": source, "ids": ids, "ref": ref, "uri": tracker.tracking_uri}
+
+
+def test_names_resolve_to_one_download(store) -> None:
+    source, model_id = store["source"], store["ids"]["a"]
+    folder = source.folder(model_id)
+    assert folder == store["root"] / "data" / "models" / model_id and (folder / "reference.wav").is_file()
+    stamp = (folder / "mockvox.yaml").stat().st_mtime_ns
+    for ref in ("models:/voice-a@latest", "models:/voice-a/1", f"models:/{model_id}"):
+        assert source.folder(ref) == folder
+    assert (folder / "mockvox.yaml").stat().st_mtime_ns == stamp  # downloaded once
+
+
+def test_text_alone_speaks_with_the_default_reference(store) -> None:
+    synth = open_voice(store["ids"]["a"], store["source"])
+    assert synth.voice.reference.text == PROMPT and synth.voice.reference.language == "en"
+    sr, spoken = synth.speak("Good morning to you.", params=FAST)
+    _, explicit = synth.synthesize(store["ref"], PROMPT, "en", "Good morning to you.", "en", FAST)
+    assert sr == 32000 and spoken.size > 0
+    np.testing.assert_array_equal(spoken, explicit)
+    with pytest.raises(SynthesisError, match="no default reference"):
+        open_voice(store["ids"]["b"], store["source"]).speak("Hello.", "en", FAST)
+
+
+def test_cli_pyfunc_and_cache_give_the_same_audio(store, tmp_path) -> None:
+    model_id, text = store["ids"]["a"], "The weather is lovely today."
+    cached = VoiceCache(store["source"]).get(model_id)
+    _, want = cached.synthesize(store["ref"], PROMPT, "en", text, "en", FAST)
+    out = tmp_path / "cli.wav"
+    overrides = [f"logger.tracking_uri={store['uri']}", f"paths.data_dir={store['root'] / 'data'}"]
+    argv = ["inference", model_id, str(store["ref"]), PROMPT, text, "--promptLanguage", "en", "--targetLanguage",
+            "en", "--seed", "3", "--max_tokens", "10", "-o", str(out), *overrides]  # fmt: skip
+    assert cli.main(argv) == 0
+    got_cli, _ = sf.read(out, dtype="float32")
+    model = mlflow.pyfunc.load_model(f"models:/{model_id}")
+    row = {"text": text, "ref_audio": str(store["ref"]), "prompt_text": PROMPT, "prompt_lang": "en", "text_lang": "en"}
+    got_pyfunc = model.predict(pd.DataFrame([row]), params={"seed": 3, "max_tokens": 10})["audio"][0]
+    np.testing.assert_array_equal(got_pyfunc, want)
+    assert got_cli.shape == want.shape
+    np.testing.assert_allclose(got_cli, want, atol=2 / 32768)  # the WAV is 16-bit (scaled by 32767, read /32768)
+
+
+def _alive(cache: VoiceCache, model_id: str):
+    return weakref.ref(cache.get(model_id).voice.gpt)
+
+
+def test_cache_evicts_by_count_and_frees_the_weights(store) -> None:
+    a, b = store["ids"]["a"], store["ids"]["b"]
+    cache = VoiceCache(store["source"], max_voices=1)
+    gpt_a = _alive(cache, a)
+    assert a in cache and len(cache) == 1
+    assert cache.get("models:/voice-a@latest") is cache.get(a)  # names of one voice share one entry
+    cache.get(b)
+    gc.collect()
+    assert a not in cache and b in cache and len(cache) == 1
+    assert gpt_a() is None  # nothing holds the evicted voice's weights any more
+    cache.clear()
+    assert len(cache) == 0 and cache.resident_bytes == 0
+
+
+def test_cache_evicts_by_bytes(store) -> None:
+    a, b = store["ids"]["a"], store["ids"]["b"]
+    one = voice_bytes(open_voice(a, store["source"]).voice)
+    cache = VoiceCache(store["source"], max_voices=8, max_bytes=int(one * 1.5))
+    cache.get(a)
+    assert cache.resident_bytes == one
+    cache.get(b)
+    assert a not in cache and b in cache and cache.resident_bytes <= int(one * 1.5)
+    small = VoiceCache(store["source"], max_voices=8, max_bytes=one // 2)
+    assert small.get(a).voice is not None and len(small) == 1  # larger than the budget: held alone
+    small.get(b)
+    assert len(small) == 1 and b in small
+
+
+def test_concurrent_requests_load_a_voice_once(store) -> None:
+    cache, got = VoiceCache(store["source"], max_voices=2), []
+    threads = [threading.Thread(target=lambda: got.append(cache.get(store["ids"]["a"]))) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(got) == 4 and all(s is got[0] for s in got)
