@@ -8,6 +8,9 @@ by the bytes of their weights, and frees their memory on eviction.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import functools
 import gc
 import logging
 import threading
@@ -80,10 +83,26 @@ class _Resident(cachetools.LRUCache):
 
 
 def _free_memory(device: torch.device) -> None:
-    """Collect evicted voices (freed once no request in flight holds them) and return CUDA blocks to the driver."""
+    """Collect evicted voices (freed once no request in flight holds them); give the memory back to the system."""
     gc.collect()
     if device.type == "cuda":
-        torch.cuda.empty_cache()
+        torch.cuda.empty_cache()  # CUDA blocks back to the driver
+    _trim_heap()
+
+
+@functools.cache
+def _libc():
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:
+        return None
+
+
+def _trim_heap() -> None:
+    """glibc keeps freed heap pages mapped; ``malloc_trim`` returns them, so an evicted voice lowers the RSS."""
+    libc = _libc()
+    if libc is not None and hasattr(libc, "malloc_trim"):
+        libc.malloc_trim(0)
 
 
 class VoiceCache:

@@ -12,19 +12,13 @@ import torch
 
 from mockvox.audio.mel_v4 import mel_v4, norm_spec
 from mockvox.audio.spectral import spectrogram_torch
-from mockvox.data.datasets import (
-    GPTDataModule,
-    GPTDataset,
-    SovitsDataModule,
-    SovitsDataset,
-    collate_gpt,
-    collate_sovits,
-)
+from mockvox.data.datasets import GPTDataset, SovitsDataset, collate_gpt, collate_sovits
 from mockvox.data.features import Extractors, extract_features
 from mockvox.models.sovits_v2 import SynthesizerTrn
 from mockvox.models.sovits_v4 import SynthesizerTrnV3
 from mockvox.models.t2s import Text2Semantic, pad_mask_left
 from mockvox.text.symbols import cleaned_text_to_sequence
+from mockvox.train.datamodules import GPTDataModule, SovitsDataModule
 from tests.data.test_features import build_dataset, tiny_hubert, tiny_sovits
 
 
