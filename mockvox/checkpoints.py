@@ -24,6 +24,8 @@ from typing import Any, NamedTuple
 
 import torch
 
+from mockvox import atomic
+
 ZIP_MAGIC = b"PK"
 
 
@@ -186,17 +188,7 @@ def write_checkpoint(obj: dict, path: str | os.PathLike, header: bytes | None = 
         if len(header) != 2 or not header.isdigit():
             raise ValueError(f"version header must be two ASCII digits like b'04', got {header!r}")
         data = header + data[2:]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return atomic.write_bytes(path, data)
 
 
 def plain(obj: Any) -> Any:

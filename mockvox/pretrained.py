@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from mockvox import paths
+from mockvox import atomic, paths
 
 REPO_ID = "lj1995/GPT-SoVITS"
 MANIFEST = ".mockvox-pretrained.json"
@@ -133,9 +133,7 @@ class Store:
 
     def _remember(self, file: str, size: int) -> None:
         data = self._manifest() | {file: size}
-        tmp = self.root / (MANIFEST + ".tmp")
-        tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
-        os.replace(tmp, self.root / MANIFEST)
+        atomic.write_text(self.root / MANIFEST, json.dumps(data, indent=1, sort_keys=True))
 
     def status(self, file: str) -> FileStatus:
         path = self.root / file

