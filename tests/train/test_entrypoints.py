@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from mockvox.train.config import compose_train
 from mockvox.train.run import train
@@ -83,11 +84,13 @@ def test_dvc_repro_runs_prepare_features_train_on_the_sample(tmp_path, whisper_d
     shutil.copytree(REPO / "conf", project / "conf")
     (project / "samples").mkdir()
     shutil.copy(REPO / "samples" / "voice_en.ogg", project / "samples")
-    for pkg in ("audio", "data", "text", "models", "modules", "train", "infer"):
-        (project / "mockvox" / pkg).mkdir(parents=True)  # dependency paths of the stages (code comes from PYTHONPATH)
-    for rel in ("mockvox/data/features.py", "mockvox/data/datasets.py", "mockvox/data/pipeline.py",
-                "mockvox/data/asr.py", "mockvox/data/prepare.py", "mockvox/train/build.py"):  # fmt: skip
-        shutil.copy(REPO / rel, project / rel)
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"].values()
+    for dep in {d for stage in stages for d in stage.get("deps", []) if d.startswith("mockvox/")}:
+        if (REPO / dep).is_dir():  # dependency paths of the stages (the code itself comes from PYTHONPATH)
+            (project / dep).mkdir(parents=True, exist_ok=True)
+        else:
+            (project / dep).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(REPO / dep, project / dep)
     env = {**_env(), "MOCKVOX_PRETRAINED": str(whisper_dir)}  # models come from the home, not the project
     for cmd in (["git", "init", "-q"], [sys.executable, "-m", "dvc", "init", "-q"]):
         subprocess.run(cmd, cwd=project, check=True, env=env)
