@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,12 +16,11 @@ from pathlib import Path
 
 @contextmanager
 def atomic_file(path: str | os.PathLike) -> Iterator[Path]:
-    """A temporary path beside ``path`` to write to; renamed onto ``path`` (fsynced) when the block succeeds."""
+    """A fresh temporary path beside ``path`` for the block to create; renamed onto ``path`` (fsynced) when the block
+    succeeds. The writer creates the file, so it gets the usual permissions (umask), not a private temp file's."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    tmp = Path(name)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
     try:
         yield tmp
         with open(tmp, "rb+") as fh:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import stat
+
 import pytest
 
 from mockvox.atomic import atomic_dir, atomic_file, write_text
@@ -16,6 +19,9 @@ def test_file_replaced_only_on_success(tmp_path) -> None:
     assert target.read_text() == "old"
     write_text(target, "new")
     assert target.read_text() == "new" and [p.name for p in target.parent.iterdir()] == ["a.json"]
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~umask  # an ordinary file, not a private temp file
 
 
 def test_folder_swapped_in_whole(tmp_path) -> None:
