@@ -241,10 +241,15 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(rest)
     args.overrides = overrides
     setup_logging(args.log_level or (None, "INFO", "DEBUG")[min(args.verbose, 2)])
+    from hydra.errors import HydraException
+
     try:
         args.func(args)
     except (AudioError, AsrModelUnavailable, DatasetNotFound, LookupError, ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except HydraException as exc:  # an override the command's config cannot take
+        print(f"error: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 2
     return 0
 

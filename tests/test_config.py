@@ -89,3 +89,10 @@ def test_an_override_key_names_a_config_group_or_key(arg, expected):
 def test_split_keeps_the_order_of_both_parts():
     rest, overrides = split_overrides(["a", "seed=1", "E=mc2", "asr=cpu", "--", "asr=gpu"])
     assert rest == ["a", "E=mc2", "--", "asr=gpu"] and overrides == ["seed=1", "asr=cpu"]
+
+
+def test_an_override_the_command_cannot_take_is_one_clear_error(capsys):
+    assert cli.main(["models", "callbacks.progress=false"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: ") and "callbacks.progress" in err[-1]
+    assert not any("Traceback" in line for line in err)
