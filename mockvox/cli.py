@@ -173,10 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     def command(name: str, func, help_: str) -> argparse.ArgumentParser:
-        note = "KEY=VALUE arguments whose key is a config group or key override conf/ (none after --)"
-        p = sub.add_parser(name, help=help_, description=f"{help_}. {note}.")
-        p.set_defaults(func=func)
-        return p
+        from mockvox.config import add_command
+
+        return add_command(sub, name, func, help_)
 
     p = command("upload", cmd_upload, "slice, denoise and transcribe a recording into a new dataset")
     p.add_argument("path")

@@ -107,3 +107,11 @@ def split_overrides(argv: list[str]) -> tuple[list[str], list[str]]:
     overrides = [a for a in argv[:end] if is_override(a)]
     rest = [a for a in argv[:end] if not is_override(a)] + argv[end:]
     return rest, overrides
+
+
+def add_command(sub, name: str, func, help_: str, config: str = "conf/"):
+    """A ``mockvox`` subcommand whose description says which config its ``KEY=VALUE`` overrides go to."""
+    note = f"KEY=VALUE arguments whose key is a config group or key override {config} (none after --)"
+    parser = sub.add_parser(name, help=help_, description=f"{help_}. {note}.")
+    parser.set_defaults(func=func)
+    return parser

@@ -116,10 +116,9 @@ def _synthesis_options(p: argparse.ArgumentParser) -> None:
 
 def register_cli(sub) -> None:
     def command(name: str, func, help_: str) -> argparse.ArgumentParser:
-        note = "KEY=VALUE arguments whose key is a config group or key override conf/infer.yaml (none after --)"
-        p = sub.add_parser(name, help=help_, description=f"{help_}. {note}.")
-        p.set_defaults(func=func)
-        return p
+        from mockvox.config import add_command
+
+        return add_command(sub, name, func, help_, "conf/infer.yaml")
 
     p = command("inference", cmd_inference, "synthesise speech with a voice and a reference into a WAV file")
     for name in ("model_id", "ref_audio", "prompt_text", "target_text"):

@@ -69,9 +69,9 @@ def cmd_resume(args) -> None:
 
 def register_cli(sub) -> None:
     def command(name: str, func, help_: str) -> argparse.ArgumentParser:
-        note = "KEY=VALUE arguments whose key is a config group or key override conf/ (none after --)"
-        p = sub.add_parser(name, help=help_, description=f"{help_}. {note}.")
-        p.set_defaults(func=func)
+        from mockvox.config import add_command
+
+        p = add_command(sub, name, func, help_, "conf/train.yaml")
         p.add_argument("--json", action="store_true", help="print details as JSON")
         return p
 
