@@ -7,7 +7,7 @@ TORCH_SPEC ?= torch==2.13.0
 export DVC_NO_ANALYTICS := 1
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: install demo test lint bench system-deps
+.PHONY: install demo serve test lint bench system-deps
 
 install: $(VENV)/.installed
 
@@ -24,6 +24,9 @@ $(VENV)/.installed: pyproject.toml scripts/install_system_deps.sh scripts/instal
 
 demo: install
 	$(VENV)/bin/mockvox demo
+
+serve: install
+	$(VENV)/bin/mockvox serve experiment=demo
 
 test: install
 	$(PY) -m pytest -q

@@ -218,6 +218,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     register_train_cli(sub)
     register_infer_cli(sub)
+    from importlib.metadata import entry_points
+
+    for plugin in entry_points(group="mockvox.commands"):  # e.g. `serve` / `worker` from the api package
+        plugin.load()(sub)
     for command_parser in sub.choices.values():  # `mockvox demo -v` as well as `mockvox -v demo`
         _log_options(command_parser, argparse.SUPPRESS, argparse.SUPPRESS)
     return parser

@@ -28,6 +28,13 @@ def compose(name: str, overrides: list[str] | None = None) -> DictConfig:
     return cfg
 
 
+def read_option(group: str, option: str) -> dict:
+    """``conf/<group>/<option>.yaml`` as plain data, not composed (interpolations stay text): a table code reads."""
+    import yaml
+
+    return yaml.safe_load((CONF_DIR / group / f"{option}.yaml").read_text(encoding="utf-8")) or {}
+
+
 def load_params(path: str | Path) -> DictConfig:
     """A config composed elsewhere (DVC's ``params.yaml``) with its paths made absolute, as :func:`compose` does."""
     cfg = OmegaConf.load(path)

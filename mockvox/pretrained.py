@@ -17,25 +17,26 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mockvox import atomic, paths
+from mockvox.config import read_option
 
 REPO_ID = "lj1995/GPT-SoVITS"
 MANIFEST = ".mockvox-pretrained.json"
-COMMON = (
-    "chinese-hubert-base/config.json",
-    "chinese-hubert-base/preprocessor_config.json",
-    "chinese-hubert-base/pytorch_model.bin",
-    "chinese-roberta-wwm-ext-large/config.json",
-    "chinese-roberta-wwm-ext-large/pytorch_model.bin",
-    "chinese-roberta-wwm-ext-large/tokenizer.json",
-)
-VERSION_FILES = {
-    "v2": (
-        "gsv-v2final-pretrained/s1bert25hz-5kh-longer-epoch=12-step=369668.ckpt",
-        "gsv-v2final-pretrained/s2G2333k.pth",
-        "gsv-v2final-pretrained/s2D2333k.pth",
-    ),
-    "v4": ("s1v3.ckpt", "gsv-v4-pretrained/s2Gv4.pth", "gsv-v4-pretrained/vocoder.pth"),
+
+
+def _official_files() -> dict:
+    """The official names, from ``conf/pretrained/official.yaml`` (the one table; training composes it too)."""
+    option = read_option("pretrained", "official")
+    return {"hubert": option["hubert"], "bert": option["bert"], **option["files"]}
+
+
+# {"hubert": folder, "bert": folder, "v2": {role: file}, "v4": {role: file}}, relative to the pretrained folder
+OFFICIAL_FILES: dict = _official_files()
+FOLDER_FILES = {  # what the HuBERT and BERT folders hold
+    "hubert": ("config.json", "preprocessor_config.json", "pytorch_model.bin"),
+    "bert": ("config.json", "pytorch_model.bin", "tokenizer.json"),
 }
+COMMON = tuple(f"{OFFICIAL_FILES[part]}/{name}" for part, names in FOLDER_FILES.items() for name in names)
+VERSION_FILES = {v: tuple(roles.values()) for v, roles in OFFICIAL_FILES.items() if isinstance(roles, dict)}
 
 
 class PretrainedMissing(FileNotFoundError):

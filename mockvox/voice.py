@@ -8,15 +8,22 @@ exports, so GPT-SoVITS can load the same files: ``gpt.ckpt``
 ``{pretrained: <path under pretrained_dir>}`` (GPT-SoVITS's ``pretrained_models`` layout). A voice also carries
 a default reference, ``reference.wav`` (a 3-10 s slice of its own dataset) with its transcript and language under
 ``reference:``, so that it can be asked to speak with a text alone.
+
+Loading alone gives self-contained networks (a v4 LoRA merged into its own copy of the base, as upstream). Loading
+through :class:`SharedParts` (what resident voices do) gives every voice the same HuBERT / BERT / vocoder and, for
+v4, the same base generator in memory, each voice adding only its GPT, its adapters and its fully trained modules.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import os
 import shutil
-from collections.abc import Mapping
+import threading
+import weakref
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +33,7 @@ import yaml
 from torch import nn
 
 from mockvox.atomic import atomic_dir
+from mockvox.audio.spectrogram import OFFICIAL, Spectrogram
 from mockvox.checkpoints import (
     load_gpt_checkpoint,
     load_sovits_checkpoint,
@@ -34,28 +42,28 @@ from mockvox.checkpoints import (
     write_checkpoint,
 )
 from mockvox.models.hubert import HubertSSL
-from mockvox.models.lora import has_lora, load_lora, save_lora
+from mockvox.models.lora import has_lora, load_lora, overlay_lora, save_lora
 from mockvox.models.sovits_v2 import SynthesizerTrn
 from mockvox.models.sovits_v4 import SynthesizerTrnV3
 from mockvox.models.t2s import T2SConfig, Text2Semantic
 from mockvox.models.vocoder_v4 import V4_VOCODER, build_vocoder, load_vocoder
 from mockvox.precision import capabilities, describe_plan, plan
-from mockvox.pretrained import PretrainedMissing, default_dir
+from mockvox.pretrained import OFFICIAL_FILES, PretrainedMissing, default_dir
 from mockvox.text.bert import Bert, load_bert
 
 CONFIG_NAME = "mockvox.yaml"
 VERSIONS = ("v2", "v4")
-PRETRAINED = {  # official files, relative to pretrained_dir
-    "sovits_base": "gsv-v4-pretrained/s2Gv4.pth",
-    "vocoder": "gsv-v4-pretrained/vocoder.pth",
-    "hubert": "chinese-hubert-base",
-    "bert": "chinese-roberta-wwm-ext-large",
+PRETRAINED = {  # official files, relative to pretrained_dir (mockvox.pretrained.OFFICIAL_FILES)
+    "sovits_base": OFFICIAL_FILES["v4"]["sovits"],
+    "vocoder": OFFICIAL_FILES["v4"]["vocoder"],
+    "hubert": OFFICIAL_FILES["hubert"],
+    "bert": OFFICIAL_FILES["bert"],
 }
 MEL_FRAME_RATE = 100  # v4 mel frames per second (32 kHz / hop 320); the vocoder upsamples each frame
-V2_SAMPLE_RATE = 32000
 log = logging.getLogger(__name__)
 REFERENCE_NAME = "reference.wav"
-_RESERVED = ("version", "sample_rate", "gpt", "sovits", "sovits_base", "vocoder", "hubert", "bert", "reference")
+_RESERVED = ("version", "sample_rate", "spectrogram", "gpt", "sovits", "sovits_base", "vocoder", "hubert", "bert",
+             "reference")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -91,6 +99,7 @@ class LoadedVoice:
     dtype: torch.dtype = torch.float32  # the SoVITS generator's (its inputs are cast to it)
     precision: dict[str, torch.dtype] = field(default_factory=dict)  # per network: gpt, sovits, vocoder, hubert
     reference: Reference | None = None  # the voice's default reference
+    spectrogram: Spectrogram = OFFICIAL  # of the reference spectrogram (what the SoVITS was trained on)
 
 
 # --- loading ----------------------------------------------------------------------------------------------------------
@@ -157,7 +166,7 @@ def _load_sovits_v2(path: Path, kwargs: Mapping) -> SynthesizerTrn:
     return model
 
 
-def _load_sovits_v4(path: Path, kwargs: Mapping, base_entry: Mapping, resolve: _Resolver) -> SynthesizerTrnV3:
+def _v4_base(kwargs: Mapping, base_entry: Mapping, resolve: _Resolver) -> SynthesizerTrnV3:
     model = SynthesizerTrnV3(**kwargs)
     base_path = resolve("sovits_base", base_entry)
     base = read_checkpoint(base_path) if "file" in base_entry else {"weight": load_sovits_checkpoint(base_path).weight}
@@ -165,7 +174,52 @@ def _load_sovits_v4(path: Path, kwargs: Mapping, base_entry: Mapping, resolve: _
         model.load_state_dict(base["weight"])
     except RuntimeError as err:
         raise ValueError(f"{base_path}: base generator does not fit the configured SoVITS v4 ({err})") from err
-    return load_lora(model, path, merge=True)
+    return model
+
+
+def _fingerprint(path: Path, entry: Mapping) -> tuple:
+    """What identifies a part's weights: an installed pretrained file by place and stamp, a bundled one by content."""
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    if "pretrained" in entry:
+        return (str(path.resolve()), *((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files))
+    digest = hashlib.sha256()
+    for file in files:
+        digest.update(str(file.relative_to(path) if path.is_dir() else "").encode())
+        with open(file, "rb") as fh:
+            while chunk := fh.read(1 << 20):
+                digest.update(chunk)
+    return ("sha256", digest.hexdigest())
+
+
+class SharedParts:
+    """Networks that voices loaded through this object hold in common, each loaded once per device and precision.
+
+    A part lives as long as one voice holds it (weak references): evicting the last voice using a base frees it.
+    Thread-safe; two threads asking for the same part wait for one load.
+    """
+
+    def __init__(self) -> None:
+        self._parts: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+        self._lock = threading.Lock()
+        self._gates: dict[tuple, threading.Lock] = {}
+
+    def __len__(self) -> int:
+        return len(self._parts)
+
+    def get(self, key: tuple, build: Callable[[], Any]) -> Any:
+        with self._lock:
+            part = self._parts.get(key)
+            if part is not None:
+                return part
+            gate = self._gates.setdefault(key, threading.Lock())
+        with gate:
+            with self._lock:
+                part = self._parts.get(key)
+            if part is None:
+                part = build()
+                with self._lock:
+                    self._parts[key] = part
+        return part
 
 
 def load_voice(
@@ -173,8 +227,13 @@ def load_voice(
     pretrained_dir: str | os.PathLike | None = None,
     device: str | torch.device = "cpu",
     precision: str | Mapping[str, str] = "fp32",
+    parts: SharedParts | None = None,
 ) -> LoadedVoice:
     """Load a model folder written by :func:`write_voice` (``{pretrained: X}`` parts come from ``pretrained_dir``).
+
+    With ``parts``, HuBERT, BERT, the vocoder and the v4 base generator are taken from (or put into) it and a v4 LoRA
+    stays unmerged over the shared base (:func:`mockvox.models.lora.overlay_lora`); without, every network is the
+    voice's own and the LoRA is merged.
 
     ``precision`` ``bf16`` / ``fp16`` gives each network the reduced precision where this hardware runs it fast
     (:func:`mockvox.precision.plan`); a mapping ``{"gpt": "bf16", "sovits": "fp32", ...}`` is taken as given.
@@ -189,26 +248,47 @@ def load_voice(
     dtypes = choose_precision(precision, device)
     resolve = _Resolver(model_dir, Path(pretrained_dir) if pretrained_dir is not None else default_dir())
     version = config["version"]
-    gpt = _load_gpt(resolve("GPT", config["gpt"]), config["gpt"])
+    own = parts is None
+
+    def part(kind: str, entry: Mapping, build: Callable[[Path], Any], marker: str | None = None, shape=None) -> Any:
+        path = resolve(kind, entry, marker)
+        if own:
+            return build(path)
+        key = (kind, _fingerprint(path, entry), repr(shape or entry.get("kwargs")), str(device), str(dtypes.get(kind)))
+        return parts.get(key, lambda: build(path))
+
+    gpt = _load_gpt(resolve("GPT", config["gpt"]), config["gpt"]).to(device).prepare_inference(dtypes["gpt"])
     sovits_path, sovits_kwargs = resolve("SoVITS", config["sovits"]), config["sovits"].get("kwargs") or {}
     vocoder = None
     if version == "v2":
-        sovits = _load_sovits_v2(sovits_path, sovits_kwargs)
+        sovits = _load_sovits_v2(sovits_path, sovits_kwargs).to(device, dtypes["sovits"]).eval()
     else:
-        sovits = _load_sovits_v4(sovits_path, sovits_kwargs, config["sovits_base"], resolve)
-        vocoder = load_vocoder(resolve("vocoder", config["vocoder"]), **(config["vocoder"].get("kwargs") or {}))
-        vocoder = vocoder.to(device, dtypes["vocoder"]).eval()
-    hubert = HubertSSL.from_pretrained(resolve("HuBERT", config["hubert"], "config.json"), dtype=dtypes["hubert"])
+        if own:
+            sovits = load_lora(_v4_base(sovits_kwargs, config["sovits_base"], resolve), sovits_path, merge=True)
+            sovits = sovits.to(device, dtypes["sovits"]).eval()
+        else:
+            base = part("sovits_base", config["sovits_base"], lambda _: _v4_base(
+                sovits_kwargs, config["sovits_base"], resolve).to(device, dtypes["sovits"]).eval(),
+                shape=(sovits_kwargs, dtypes["sovits"]))  # fmt: skip
+            sovits = overlay_lora(base, read_checkpoint(sovits_path))
+        vocoder_kwargs = config["vocoder"].get("kwargs") or {}
+        vocoder = part("vocoder", config["vocoder"],
+                       lambda p: load_vocoder(p, **vocoder_kwargs).to(device, dtypes["vocoder"]).eval())  # fmt: skip
+    hubert = part(
+        "hubert",
+        config["hubert"],
+        lambda p: HubertSSL.from_pretrained(p, dtype=dtypes["hubert"]).to(device).eval(),
+        "config.json",
+    )
     bert = None
     if config.get("bert"):
-        bert = load_bert(resolve("BERT", config["bert"], "config.json"), str(device), local_files_only=True)
-    gpt = gpt.to(device).prepare_inference(dtypes["gpt"])
+        bert = part("bert", config["bert"], lambda p: load_bert(p, str(device), local_files_only=True), "config.json")
     return LoadedVoice(
         version=version,
         sample_rate=int(config.get("sample_rate") or _sample_rate(version, config.get("vocoder"))),
         gpt=gpt,
-        sovits=sovits.to(device, dtypes["sovits"]).eval(),
-        hubert=hubert.to(device).eval(),
+        sovits=sovits,
+        hubert=hubert,
         bert=bert,
         vocoder=vocoder,
         config=config,
@@ -216,6 +296,7 @@ def load_voice(
         dtype=dtypes["sovits"],
         precision=dtypes,
         reference=voice_reference(model_dir, config),
+        spectrogram=Spectrogram.from_mapping(config.get("spectrogram")),
     )
 
 
@@ -231,17 +312,16 @@ def _plain_yaml(obj: Any) -> Any:
     return obj
 
 
-def _sample_rate(version: str, vocoder_entry: Mapping | None) -> int:
-    if version == "v2":
-        return V2_SAMPLE_RATE
+def _sample_rate(version: str, vocoder_entry: Mapping | None, spectrogram: Spectrogram = OFFICIAL) -> int:
+    if version == "v2":  # the generator decodes at its input rate
+        return spectrogram.sampling_rate
     rates = {**V4_VOCODER, **((vocoder_entry or {}).get("kwargs") or {})}["upsample_rates"]
     return MEL_FRAME_RATE * math.prod(rates)
 
 
-def _official_s2_config(version: str, sovits_kwargs: Mapping) -> dict:
+def _official_s2_config(version: str, sovits_kwargs: Mapping, spectrogram: Spectrogram = OFFICIAL) -> dict:
     """The ``config`` stored in SoVITS exports (``s2.json`` layout; GPT-SoVITS reads it as attributes)."""
-    data = {"sampling_rate": 32000, "filter_length": 2048, "hop_length": 640, "win_length": 2048}
-    return {"data": data, "model": {**_plain_yaml(sovits_kwargs), "version": version}}
+    return {"data": spectrogram.as_s2_data(), "model": {**_plain_yaml(sovits_kwargs), "version": version}}
 
 
 def base_state_dict(model: nn.Module | Mapping) -> dict[str, torch.Tensor]:
@@ -286,8 +366,10 @@ def _write_module_parts(staging: Path, version: str, sovits_base, vocoder, vocod
     return entries
 
 
-def _write_sovits(staging: Path, version: str, sovits: nn.Module, sovits_kwargs: Mapping, info: str) -> dict:
-    path, config = staging / "sovits.pth", _official_s2_config(version, sovits_kwargs)
+def _write_sovits(
+    staging: Path, version: str, sovits: nn.Module, sovits_kwargs: Mapping, info: str, spectrogram: Spectrogram
+) -> dict:
+    path, config = staging / "sovits.pth", _official_s2_config(version, sovits_kwargs, spectrogram)
     if version == "v2":
         if not isinstance(sovits, SynthesizerTrn):
             raise ValueError(f"a v2 voice needs a SynthesizerTrn, got {type(sovits).__name__}")
@@ -334,6 +416,7 @@ def write_voice(
     extra: Mapping | None = None,
     reference: Reference | None = None,
     info: str = "mockvox",
+    spectrogram: Spectrogram | Mapping | None = None,
 ) -> Path:
     """Write a model folder atomically (built in a staging folder beside it, then renamed into place).
 
@@ -348,18 +431,21 @@ def write_voice(
             dict), or None / ``"pretrained"`` for ``s2Gv4.pth``.
         extra: further top-level ``mockvox.yaml`` entries (training information).
         reference: the default reference; its audio file is copied into the folder as ``reference.wav``.
+        spectrogram: the settings ``sovits`` was trained with (``cfg.model.spectrogram``; None: the official ones),
+            recorded as ``spectrogram:`` and in the SoVITS export's ``data``.
     """
     _check_write_args(version, bert, extra)
+    spectrogram = Spectrogram.from_mapping(spectrogram)
     target = Path(model_dir)
     with atomic_dir(target) as staging:
         gpt.save_official_checkpoint(staging / "gpt.ckpt", info=info)
-        config: dict[str, Any] = {"version": version, "sample_rate": 0}
+        config: dict[str, Any] = {"version": version, "sample_rate": 0, "spectrogram": spectrogram.as_s2_data()}
         config["gpt"] = {"file": "gpt.ckpt", "config": asdict(gpt.config)}
-        config["sovits"] = _write_sovits(staging, version, sovits, sovits_kwargs, info)
+        config["sovits"] = _write_sovits(staging, version, sovits, sovits_kwargs, info, spectrogram)
         config.update(_write_module_parts(staging, version, sovits_base, vocoder, vocoder_kwargs))
         config["hubert"] = _write_hubert(staging, hubert)
         config["bert"] = {"pretrained": PRETRAINED["bert"]} if bert else None
-        config["sample_rate"] = _sample_rate(version, config.get("vocoder"))
+        config["sample_rate"] = _sample_rate(version, config.get("vocoder"), spectrogram)
         config.update(extra or {})
         if reference is not None:
             shutil.copyfile(reference.audio, staging / REFERENCE_NAME)

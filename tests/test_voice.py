@@ -139,3 +139,18 @@ def test_default_reference_is_part_of_the_folder(tmp_path) -> None:
     with pytest.raises(FileNotFoundError):  # a missing clip fails the write and leaves nothing behind
         write_v2(tmp_path / "broken", reference=Reference(tmp_path / "absent.wav", "Hi.", "en"))
     assert not (tmp_path / "broken").exists() and not list(tmp_path.glob(".broken*"))
+
+
+def test_spectrogram_settings_are_recorded_exported_and_loaded(tmp_path) -> None:
+    from mockvox.audio.spectrogram import OFFICIAL, Spectrogram
+
+    spec = Spectrogram(sampling_rate=24000, filter_length=1920, hop_length=480, win_length=1920)
+    folder = write_voice(tmp_path / "voice", version="v2", gpt=tiny_gpt(), sovits=tiny_v2(), sovits_kwargs=V2_KWARGS,
+                         hubert=tiny_hubert(), bert=None, spectrogram=spec)  # fmt: skip
+    meta = yaml.safe_load((folder / CONFIG_NAME).read_text())
+    assert meta["spectrogram"] == spec.as_s2_data() and meta["sample_rate"] == 24000  # v2 decodes at its input rate
+    assert dict(read_checkpoint(folder / "sovits.pth")["config"]["data"]) == spec.as_s2_data()
+    assert load_voice(folder, pretrained_dir=tmp_path / "nothing").spectrogram == spec
+    del meta["spectrogram"]  # a folder written before the entry existed: the official settings
+    (folder / CONFIG_NAME).write_text(yaml.safe_dump(meta))
+    assert load_voice(folder, pretrained_dir=tmp_path / "nothing").spectrogram == OFFICIAL

@@ -24,6 +24,7 @@ from torch.utils.data import Dataset
 from mockvox.audio.io import load_audio
 from mockvox.audio.mel_v4 import V4_MEL, MelConfig, mel_v4, norm_spec
 from mockvox.audio.spectral import spectrogram_torch
+from mockvox.audio.spectrogram import OFFICIAL, Spectrogram
 from mockvox.data.store import has_transcript
 from mockvox.text.symbols import cleaned_text_to_sequence
 
@@ -84,7 +85,7 @@ def require_speech(file_id: str, results: list[dict], audio_dir: str | os.PathLi
 
 
 class SovitsDataset(Dataset):
-    """SoVITS items: HuBERT features, linear spectrogram, 32 kHz waveform, phone ids (+ normalised v4 mel)."""
+    """SoVITS items: HuBERT features, waveform and linear spectrogram (``spectrogram``), phone ids (+ v4 mel)."""
 
     def __init__(
         self,
@@ -93,18 +94,14 @@ class SovitsDataset(Dataset):
         min_items: int = 100,
         min_sec: float = MIN_SEC,
         max_sec: float = MAX_SEC,
-        filter_length: int = 2048,
-        hop_length: int = 640,
-        win_length: int = 2048,
-        sampling_rate: int = 32000,
+        spectrogram: Spectrogram = OFFICIAL,
         mel: MelConfig = V4_MEL,
     ):
         if version not in VERSIONS:
             raise ValueError(f"unknown SoVITS version {version!r}; accepted: {', '.join(VERSIONS)}")
         self.folder = Path(features_dir)
         self.version = version
-        self.filter_length, self.hop_length, self.win_length = filter_length, hop_length, win_length
-        self.sampling_rate, self.mel = sampling_rate, mel
+        self.spec, self.mel = spectrogram, mel
         self.phones = {e["key"]: e["phones"] for e in _read_json(self.folder, "name2text.json")}
         self.dropped: dict[str, str] = {}
         keys = []
@@ -133,12 +130,13 @@ class SovitsDataset(Dataset):
 
     def spectrogram(self, wav: torch.Tensor) -> torch.Tensor:
         """``[1, S]`` waveform -> linear spectrogram ``[filter_length // 2 + 1, T]``."""
-        spec = spectrogram_torch(wav, self.filter_length, self.sampling_rate, self.hop_length, self.win_length)
+        s = self.spec
+        spec = spectrogram_torch(wav, s.filter_length, s.sampling_rate, s.hop_length, s.win_length)
         return spec[0]
 
     def __getitem__(self, index: int) -> dict:
         key = self.keys[index]
-        audio, _ = load_audio(self.folder / "wav32k" / f"{key}.wav", self.sampling_rate)
+        audio, _ = load_audio(self.folder / "wav32k" / f"{key}.wav", self.spec.sampling_rate)
         wav = torch.from_numpy(audio).unsqueeze(0)  # [1, S]
         spec = self.spectrogram(wav)  # [F, T]
         path = self.folder / "cnhubert" / f"{key}.pt"
@@ -168,7 +166,7 @@ def _lengths(tensors: list[torch.Tensor]) -> torch.Tensor:
     return torch.tensor([t.shape[-1] for t in tensors], dtype=torch.long)
 
 
-def collate_sovits(items: list[dict], min_frames: int = 0, hop_length: int = 640) -> dict:
+def collate_sovits(items: list[dict], min_frames: int = 0, hop_length: int = OFFICIAL.hop_length) -> dict:
     """Right zero-padded SoVITS batch.
 
     Frames are padded to ``2 * (T_max // 2 + 1)`` like the official collate (even, as ``ssl_proj`` halves and the

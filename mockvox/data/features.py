@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from mockvox.audio.io import AudioError, load_audio, resample, write_wav
+from mockvox.audio.spectrogram import OFFICIAL
 from mockvox.data.ids import validate_slice_key
 from mockvox.data.store import DatasetStore, has_transcript, write_json_atomic
 from mockvox.models.hubert import HubertSSL, scale_for_hubert, scale_for_wav32k
@@ -41,7 +42,7 @@ from mockvox.text.bert import Bert, bert_feature
 from mockvox.text.cleaner import clean_text, normalize_language
 
 FORMAT = 1  # layout version of a features folder
-SAMPLE_RATE = 32000
+SAMPLE_RATE = OFFICIAL.sampling_rate  # the wav32k rate unless Extractors say otherwise
 MAX_PEAK = 2.2  # official: clips louder than this are skipped
 META = "meta.json"
 
@@ -61,12 +62,15 @@ class Extractors:
     bert: Bert | None = None  # None -> no BERT files (zeros at training)
     bert_dim: int = 1024
     tag: str = ""  # identity of the models; empty -> computed by :func:`extractors_tag`
+    sample_rate: int = SAMPLE_RATE  # of the wav32k copies: the SoVITS spectrogram's (``cfg.model.spectrogram``)
 
     @classmethod
-    def create(cls, hubert: HubertSSL, sovits: nn.Module, bert: Bert | None = None) -> Extractors:
+    def create(
+        cls, hubert: HubertSSL, sovits: nn.Module, bert: Bert | None = None, sample_rate: int = SAMPLE_RATE
+    ) -> Extractors:
         """Extractors with ``bert_dim`` from the BERT (1024 without one) and the tag computed from the weights."""
         bert_dim = bert.hidden_size if bert is not None else 1024
-        return cls(hubert, sovits, bert, bert_dim, extractors_tag(hubert, sovits, bert))
+        return cls(hubert, sovits, bert, bert_dim, extractors_tag(hubert, sovits, bert, sample_rate), sample_rate)
 
 
 def _hash_state(digest, module: nn.Module) -> None:
@@ -76,9 +80,14 @@ def _hash_state(digest, module: nn.Module) -> None:
         digest.update(flat.view(torch.uint8).numpy().tobytes())
 
 
-def extractors_tag(hubert: nn.Module, sovits: nn.Module, bert: Bert | None = None) -> str:
-    """Short hash of the HuBERT weights, the SoVITS ``ssl_proj`` + ``quantizer`` weights and the BERT name."""
+def extractors_tag(
+    hubert: nn.Module, sovits: nn.Module, bert: Bert | None = None, sample_rate: int = SAMPLE_RATE
+) -> str:
+    """Short hash of the HuBERT weights, the SoVITS ``ssl_proj`` + ``quantizer`` weights and the BERT name (and of a
+    wav32k rate other than the official one)."""
     digest = hashlib.sha256(f"mockvox-features-{FORMAT}".encode())
+    if sample_rate != OFFICIAL.sampling_rate:  # the official rate adds nothing: tags of earlier folders hold
+        digest.update(f"rate:{sample_rate}".encode())
     for module in (hubert, sovits.ssl_proj, sovits.quantizer):
         _hash_state(digest, module)
     if bert is None:
@@ -168,12 +177,14 @@ def _save_bert(extractors: Extractors, norm_text: str, word2ph: list[int] | None
     torch.save(feats.to(torch.float16).contiguous().clone(), path)
 
 
-def hubert_features(hubert: HubertSSL, audio: np.ndarray | str | os.PathLike) -> torch.Tensor:
-    """HuBERT features ``[1, C, T50]`` of a 32 kHz clip (array or file) with the official dataset scaling."""
+def hubert_features(
+    hubert: HubertSSL, audio: np.ndarray | str | os.PathLike, sample_rate: int = SAMPLE_RATE
+) -> torch.Tensor:
+    """HuBERT features ``[1, C, T50]`` of a ``sample_rate`` clip (array or file) with the official dataset scaling."""
     if not isinstance(audio, np.ndarray):
-        audio, _ = load_audio(audio, SAMPLE_RATE)
+        audio, _ = load_audio(audio, sample_rate)
     device = next(hubert.parameters()).device
-    wav16k = torch.from_numpy(resample(scale_for_hubert(audio).astype(np.float32), SAMPLE_RATE, 16000))
+    wav16k = torch.from_numpy(resample(scale_for_hubert(audio).astype(np.float32), sample_rate, 16000))
     with torch.inference_mode():
         return hubert(wav16k.to(device)).float()
 
@@ -181,19 +192,19 @@ def hubert_features(hubert: HubertSSL, audio: np.ndarray | str | os.PathLike) ->
 def _audio_features(wav_path: Path, key: str, extractors: Extractors, out: Path) -> tuple[list[int] | None, str | None]:
     """wav32k + HuBERT features + semantic codes of one clip; ``(None, reason)`` when the clip is skipped."""
     try:
-        audio, _ = load_audio(wav_path, SAMPLE_RATE)
+        audio, _ = load_audio(wav_path, extractors.sample_rate)
     except AudioError as err:
         return None, f"audio: {err}"
     peak = float(np.abs(audio).max())
     if peak > MAX_PEAK:
         return None, f"peak {peak:.2f} above {MAX_PEAK}"
     wav32k = np.clip(scale_for_wav32k(audio), -32768, 32767).astype(np.int16)
-    ssl = hubert_features(extractors.hubert, audio)  # [1, C, T50]
+    ssl = hubert_features(extractors.hubert, audio, extractors.sample_rate)  # [1, C, T50]
     if not ssl.isfinite().all():
         return None, "HuBERT features are not finite"
     param = next(extractors.sovits.ssl_proj.parameters())
     codes = semantic_codes(extractors.sovits, ssl.to(param.device, param.dtype))  # [1, 1, T25]
-    write_wav(out / "wav32k" / f"{key}.wav", wav32k, SAMPLE_RATE)
+    write_wav(out / "wav32k" / f"{key}.wav", wav32k, extractors.sample_rate)
     torch.save(ssl.cpu().contiguous(), out / "cnhubert" / f"{key}.pt")
     return codes[0, 0].cpu().tolist(), None
 
@@ -265,7 +276,9 @@ def extract_features(
     kind = "denoised" if output.get("denoised") and use_denoised else "sliced"
     audio_dir = store.denoised_dir(file_id) if kind == "denoised" else store.sliced_dir(file_id)
     version = dataset_version(store, file_id, audio_dir)
-    tag = extractors.tag or extractors_tag(extractors.hubert, extractors.sovits, extractors.bert)
+    tag = extractors.tag or extractors_tag(
+        extractors.hubert, extractors.sovits, extractors.bert, extractors.sample_rate
+    )
     final = Path(cache_root) / file_id / f"{version}-{kind}-{tag}"
     if is_complete(final):
         return final
@@ -277,7 +290,7 @@ def extract_features(
             raise FeatureExtractionError(f"dataset {file_id}: no usable slice (skipped: {skipped})")
         meta = {
             "format": FORMAT, "file_id": file_id, "dataset_version": version, "tag": tag, "audio": kind,
-            "language": normalize_language(output["language"]), "sample_rate": SAMPLE_RATE,
+            "language": normalize_language(output["language"]), "sample_rate": extractors.sample_rate,
             "bert": extractors.bert is not None, "bert_dim": extractors.bert_dim, "keys": keys, "skipped": skipped,
             "created": datetime.now().astimezone().isoformat(),
         }  # fmt: skip

@@ -17,12 +17,13 @@ import numpy as np
 from mockvox.audio.denoise import DenoiseConfig, denoise
 from mockvox.audio.io import AudioError, load_audio, resample, write_wav
 from mockvox.audio.slicer import Slicer, SlicerConfig, loudness_mix
+from mockvox.audio.spectrogram import OFFICIAL
 from mockvox.data.asr import ASR_SAMPLE_RATE, AsrConfig, Transcriber, check_language
-from mockvox.data.ids import new_file_id, slice_key, validate_slice_key
+from mockvox.data.ids import new_file_id, slice_key, validate_file_id, validate_slice_key
 from mockvox.data.store import DatasetStore, asr_result, swap_dir, write_json_atomic
 from mockvox.data.versioning import DatasetVersioner
 
-SAMPLE_RATE = 32000
+SAMPLE_RATE = OFFICIAL.sampling_rate  # the slice rate: slice keys count samples at it (the SoVITS input rate)
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
 
@@ -94,10 +95,13 @@ class DatasetPipeline:
         language: str = "zh",
         denoise_audio: bool = True,
         progress: Progress = _no_progress,
+        file_id: str | None = None,
     ) -> DatasetResult:
-        """Create a dataset from one recording."""
+        """Create a dataset from one recording (under ``file_id`` when the caller minted it, e.g. the API)."""
         check_language(language)
-        file_id = new_file_id()
+        file_id = validate_file_id(file_id) if file_id is not None else new_file_id()
+        if self.store.exists(file_id):
+            raise ValueError(f"dataset {file_id} exists already")
         audio = self._load(path)
         upload_name = self._save_upload(path, file_id)
         staging = self.store.staging_dir()

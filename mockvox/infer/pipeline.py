@@ -40,7 +40,6 @@ from mockvox.voice import LoadedVoice
 LANGUAGES = MODES + tuple(MODE_ALIASES)
 REF_SECONDS = (3.0, 10.0)  # official: 48000-160000 samples at 16 kHz
 SPEED_RANGE = (0.25, 4.0)
-SPEC_RATE, N_FFT, HOP, WIN = 32000, 2048, 640, 2048  # reference linear spectrogram (50 frames/s)
 RefAudio = str | Path | tuple[np.ndarray, int] | tuple[int, np.ndarray]
 Progress = Callable[[int, int], None]
 
@@ -151,6 +150,9 @@ def _read_reference(ref_audio: RefAudio) -> tuple[np.ndarray, int, str]:
     return audio, int(sr), hashlib.sha256(audio.tobytes() + str(sr).encode()).hexdigest()
 
 
+_GLOBAL_RNG = threading.Lock()  # torch's global generator is per process: requests in threads take turns on it
+
+
 class _Rng:
     """Seeded randomness kept apart from the process: a generator for GPT sampling and a private copy of the global
     RNG for the ``randn`` draws inside SoVITS (prior noise, CFM start), restored around each use."""
@@ -167,7 +169,8 @@ class _Rng:
 
     @contextmanager
     def active(self) -> Iterator[None]:
-        with torch.random.fork_rng(devices=self.devices):
+        """The request's RNG state as the global one; one request at a time, so threads never mix their draws."""
+        with _GLOBAL_RNG, torch.random.fork_rng(devices=self.devices):
             torch.set_rng_state(self.states[0])
             for d, state in zip(self.devices, self.states[1:], strict=True):
                 torch.cuda.set_rng_state(state, d)
@@ -239,10 +242,11 @@ class Synthesizer:
             )
         ssl = v.hubert(pad_prompt(torch.from_numpy(wav16)).to(v.device))  # [1, C, T50]
         codes = semantic_codes(v.sovits, ssl.to(v.dtype))[0]  # [1, P]
-        raw32 = torch.from_numpy(resample(audio, sr, SPEC_RATE)).unsqueeze(0).to(v.device)  # [1, N]
+        s = v.spectrogram  # the voice's reference spectrogram settings (official: 32 kHz, 50 frames/s)
+        raw32 = torch.from_numpy(resample(audio, sr, s.sampling_rate)).unsqueeze(0).to(v.device)  # [1, N]
         peak = float(raw32.abs().max())
         ref32 = raw32 / min(2.0, peak) if peak > 1 else raw32
-        spec = spectrogram_torch(ref32, N_FFT, SPEC_RATE, HOP, WIN)  # [1, 1025, Tr]
+        spec = spectrogram_torch(ref32, s.filter_length, s.sampling_rate, s.hop_length, s.win_length)  # [1, 1025, Tr]
         phones, bert = self.phones_and_bert(text, mode)
         prompt = Prompt(text, mode, codes.long(), phones, bert.to(v.device), spec)
         if v.version == "v4":

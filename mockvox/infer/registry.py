@@ -96,9 +96,10 @@ def download_voice(tracker: Registry, model_id: str, cache_dir: Path) -> Path:
     cache_dir.mkdir(parents=True, exist_ok=True)
     staging = cache_dir / f".{model_id}.partial"
     shutil.rmtree(staging, ignore_errors=True)
-    uri = f"models:/{model_id}"
+    # the logged model's own location: a ``models:/`` URI would be resolved against the process-wide tracking URI
+    uri = tracker.client.get_logged_model(model_id).artifact_location
     root = mlflow.artifacts.download_artifacts(
-        artifact_uri=uri, dst_path=str(staging), tracking_uri=tracker.tracking_uri, registry_uri=tracker.registry_uri
+        artifact_uri=uri, dst_path=str(staging), tracking_uri=tracker.tracking_uri
     )
     voice = next(Path(root).rglob(CONFIG_NAME), None)
     if voice is None:
@@ -114,15 +115,29 @@ def registered_versions(tracker: Registry, model_id: str) -> list[dict]:
     return [{"name": v.name, "version": int(v.version), "aliases": list(v.aliases)} for v in versions]
 
 
-def model_info(tracker: Registry, ref: str, cache_dir: Path) -> dict:
-    """Version, epochs per stage, dataset, metrics and registry entries of a voice."""
+def model_info(tracker: Registry, ref: str, cache_dir: Path | None = None) -> dict:
+    """Version, epochs per stage, dataset, metrics and registry entries of a voice, from MLflow alone (the logged
+    model's parameters; a voice logged without them is read from its folder, downloaded into ``cache_dir``)."""
     model_id = resolve_model_id(tracker, ref)
-    logged = tracker.client.get_logged_model(model_id)
-    meta = read_voice_config(download_voice(tracker, model_id, cache_dir))
+    return summary(tracker, tracker.client.get_logged_model(model_id), cache_dir)
+
+
+def summary(tracker: Registry, logged, cache_dir: Path | None = None) -> dict:
+    params = dict(logged.params or {})
+    if "version" in params or cache_dir is None:
+        epochs = {
+            s: int(params[f"epochs_{s}"]) for s in ("sovits", "gpt") if str(params.get(f"epochs_{s}", "")).isdigit()
+        }
+        meta = {"version": params.get("version"), "sample_rate": int(params["sample_rate"]) if params.get(
+            "sample_rate", "").isdigit() else None, "training": {"epochs": epochs, "file_id": params.get("file_id"),
+            "dataset_version": params.get("dataset_version"), "resumed_from": (logged.tags or {}).get(
+                "mockvox.resumed_from")}}  # fmt: skip
+    else:
+        meta = read_voice_config(download_voice(tracker, logged.model_id, cache_dir))
     training = meta.get("training", {})
     metrics = tracker.last_metrics(logged.source_run_id) if logged.source_run_id else {}
     return {
-        "model_id": model_id,
+        "model_id": logged.model_id,
         "version": meta["version"],
         "sample_rate": meta["sample_rate"],
         "epochs": training.get("epochs", {}),
@@ -131,9 +146,23 @@ def model_info(tracker: Registry, ref: str, cache_dir: Path) -> dict:
         "resumed_from": training.get("resumed_from"),
         "run_id": logged.source_run_id,
         "created": logged.creation_timestamp,
-        "registered": registered_versions(tracker, model_id),
+        "registered": registered_versions(tracker, logged.model_id),
         "metrics": metrics,
     }
+
+
+def voice_models(tracker: Registry, max_results: int = 50, page_token: str | None = None) -> tuple[list, str | None]:
+    """One page of the store's logged voices, newest first: ``(logged models, next page token)``."""
+    experiments = [e.experiment_id for e in tracker.client.search_experiments()]
+    if not experiments:
+        return [], None
+    page = tracker.client.search_logged_models(
+        experiments,
+        max_results=max_results,
+        page_token=page_token,
+        order_by=[{"field_name": "creation_timestamp", "ascending": False}],
+    )
+    return list(page), page.token
 
 
 def list_models(tracker: Registry) -> list[dict]:
@@ -147,4 +176,4 @@ def list_models(tracker: Registry) -> list[dict]:
 
 
 __all__ = ["MODEL_ARTIFACT", "ModelNotFound", "Registry", "download_voice", "list_models", "model_info",
-           "resolve_model_id", "voice_cache_dir"]  # fmt: skip
+           "resolve_model_id", "summary", "voice_cache_dir", "voice_models"]  # fmt: skip

@@ -3,7 +3,9 @@
 ``model id | models:/name@alias | models:/name/version`` -> the model id (the registry is asked each time: an alias
 may move) -> the voice folder, downloaded once into the data root's cache -> networks loaded on a device and precision
 -> a synthesizer. :class:`VoiceCache` keeps several resident, least recently used evicted first, bounded by count and
-by the bytes of their weights, and frees their memory on eviction.
+by the bytes of their weights, and frees their memory on eviction. Voices opened here share their pretrained parts
+(HuBERT, BERT, vocoder, the v4 base generator) through one :class:`~mockvox.voice.SharedParts` per process, so two v4
+voices on one base hold the base once.
 """
 
 from __future__ import annotations
@@ -24,9 +26,10 @@ from omegaconf import DictConfig
 
 from mockvox.infer.pipeline import Synthesizer
 from mockvox.infer.registry import Registry, download_voice, resolve_model_id
-from mockvox.voice import LoadedVoice, load_voice
+from mockvox.voice import LoadedVoice, SharedParts, load_voice
 
 log = logging.getLogger(__name__)
+PARTS = SharedParts()  # this process's shared pretrained networks (each freed with the last voice holding it)
 
 
 @dataclass(frozen=True)
@@ -53,25 +56,32 @@ class VoiceSource:
 
 
 def open_voice(ref: str, source: VoiceSource, device: str = "cpu", precision: str | Mapping = "fp32") -> Synthesizer:
-    """One voice, loaded anew (no cache): ``ref`` -> :class:`Synthesizer`."""
-    return Synthesizer(load_voice(source.folder(ref), source.pretrained_dir, device=device, precision=precision))
+    """One voice, loaded anew (no cache; pretrained parts shared with the process's other voices) -> synthesizer."""
+    folder = source.folder(ref)
+    return Synthesizer(load_voice(folder, source.pretrained_dir, device=device, precision=precision, parts=PARTS))
 
 
-def voice_bytes(voice: LoadedVoice) -> int:
-    """Bytes held by a voice's weights and buffers (each tensor storage counted once)."""
-    seen, total = set(), 0
+def _storages(voice: LoadedVoice) -> dict[int, int]:
+    """``{storage address: bytes}`` of a voice's weights and buffers."""
+    out = {}
     modules = [voice.gpt, voice.sovits, voice.hubert, voice.vocoder, getattr(voice.bert, "model", None)]
     for module in (m for m in modules if isinstance(m, torch.nn.Module)):
         for tensor in [*module.parameters(), *module.buffers()]:
             storage = tensor.untyped_storage()
-            if storage.data_ptr() not in seen:
-                seen.add(storage.data_ptr())
-                total += storage.nbytes()
-    return total
+            out[storage.data_ptr()] = storage.nbytes()
+    return out
+
+
+def voice_bytes(*voices: LoadedVoice) -> int:
+    """Bytes held by the weights and buffers of ``voices`` together (a storage they share counted once)."""
+    seen = {}
+    for voice in voices:
+        seen.update(_storages(voice))
+    return sum(seen.values())
 
 
 class _Resident(cachetools.LRUCache):
-    """LRU of synthesizers keyed by model id, sized in bytes; counts what it evicts."""
+    """LRU of synthesizers keyed by model id; counts what it evicts (the bounds are the cache's)."""
 
     evicted = 0
 
@@ -119,7 +129,7 @@ class VoiceCache:
         self.source, self.device, self.precision = source, device, precision
         self.max_voices = max_voices
         self.max_bytes = max_bytes
-        self._voices = _Resident(maxsize=float("inf"), getsizeof=self._size)  # bounds enforced in _admit
+        self._voices = _Resident(maxsize=float("inf"))  # bounds enforced in _admit (bytes shared between voices)
         self._lock = threading.Lock()
         self._loading: dict[str, threading.Lock] = {}
 
@@ -129,9 +139,6 @@ class VoiceCache:
         max_bytes = int(float(cfg.cache.max_gb) * 2**30) if cfg.cache.get("max_gb") else None
         return cls(VoiceSource.from_config(cfg), int(cfg.cache.max_voices), max_bytes, cfg.device, cfg.precision)
 
-    def _size(self, synth: Synthesizer) -> int:
-        return voice_bytes(synth.voice)
-
     def __len__(self) -> int:
         return len(self._voices)
 
@@ -140,7 +147,13 @@ class VoiceCache:
 
     @property
     def resident_bytes(self) -> int:
-        return int(self._voices.currsize)
+        """Bytes of the resident voices' weights, shared parts counted once."""
+        with self._lock:
+            return self._bytes()
+
+    def _bytes(self) -> int:
+        peek = cachetools.Cache.__getitem__  # reading without touching the LRU order
+        return voice_bytes(*(peek(self._voices, model_id).voice for model_id in list(self._voices)))
 
     def get(self, ref: str) -> Synthesizer:
         """The synthesizer of ``ref`` (model id or ``models:/`` URI), loaded on first use."""
@@ -165,7 +178,7 @@ class VoiceCache:
             while len(self._voices) >= self.max_voices:
                 self._voices.popitem()
         self._collect()
-        voice = load_voice(folder, self.source.pretrained_dir, device=self.device, precision=self.precision)
+        voice = load_voice(folder, self.source.pretrained_dir, self.device, self.precision, parts=PARTS)
         synth = Synthesizer(voice)
         with self._lock:
             self._admit(model_id, synth)
@@ -181,7 +194,15 @@ class VoiceCache:
 
     def _over(self) -> bool:
         too_many = len(self._voices) > self.max_voices
-        return too_many or (self.max_bytes is not None and self._voices.currsize > self.max_bytes)
+        return too_many or (self.max_bytes is not None and self._bytes() > self.max_bytes)
+
+    def forget(self, model_id: str) -> bool:
+        """Drop one voice (e.g. deleted from the store); True when it was resident."""
+        with self._lock:
+            found = self._voices.pop(model_id, None) is not None
+        if found:
+            _free_memory(torch.device(self.device))
+        return found
 
     def clear(self) -> None:
         """Evict every voice."""

@@ -8,16 +8,21 @@ parameter (trainable parameters and all buffers), in fp16, as ``{"weight", "conf
 the 2-byte header ``b"04"`` in place of the zip magic ``PK``. Loading: base ``s2Gv4.pth`` weights, wrap with the
 file's rank, load the file non-strictly, merge (``W + alpha/r * B A``) so the keys return to ``cfm.estimator.*``.
 Deviation: the export also carries ``lora_alpha`` (the official loader ignores it and assumes alpha = rank).
+Resident voices (:func:`overlay_lora`) do not merge: a voice is a shallow overlay of a base generator that several
+voices share, holding only its own adapters and the entries that differ from the base.
 """
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
 import torch
 from peft import LoraConfig, PeftModel, get_peft_model
 from torch import nn
+
+from mockvox.modules.adapters import LoraLinear
 
 LORA_TARGETS = ["to_k", "to_q", "to_v", "to_out.0"]
 FULLY_TRAINED = ("ref_enc", "bridge", "wns1", "linear_mel")
@@ -125,3 +130,81 @@ def load_lora(model: nn.Module, path: str | Path, merge: bool = True) -> nn.Modu
     from mockvox.checkpoints import read_checkpoint
 
     return apply_lora_checkpoint(model, read_checkpoint(path), merge)
+
+
+def _plain_key(key: str) -> str:
+    """peft naming (``cfm.base_model.model.<path>[.base_layer].<name>``) back to the plain model's."""
+    return key.replace("cfm.base_model.model.", "cfm.", 1).replace(".base_layer.", ".")
+
+
+def _split_export(ckpt: dict[str, Any], base: nn.Module) -> tuple[dict[str, torch.Tensor], dict[str, LoraLinear]]:
+    """The export's entries that differ from ``base`` (cast to its dtypes) and its adapters, by plain module path."""
+    if "lora_rank" not in ckpt or "weight" not in ckpt:
+        raise ValueError(f"not a SoVITS v4 LoRA export: keys {sorted(ckpt)}; expected 'weight' and 'lora_rank'")
+    rank = int(ckpt["lora_rank"])
+    scale = float(ckpt.get("lora_alpha", rank)) / rank
+    state, modules = base.state_dict(keep_vars=True), dict(base.named_modules())
+    owned, halves = {}, {}
+    for key, value in ckpt["weight"].items():
+        if ".lora_A." in key or ".lora_B." in key:
+            path, half = _plain_key(key).split(".lora_")
+            halves.setdefault(path, {})[half[0]] = value
+            continue
+        plain = _plain_key(key)
+        if plain not in state:
+            raise ValueError(f"LoRA export does not fit the base generator: unexpected entry {plain!r}")
+        ref = state[plain]
+        value = value.to(ref.device, ref.dtype if value.is_floating_point() else value.dtype)
+        if value.shape != ref.shape:
+            raise ValueError(f"LoRA export entry {plain!r} has shape {tuple(value.shape)}, the base {tuple(ref.shape)}")
+        if not torch.equal(value, ref.detach()):
+            owned[plain] = value
+    adapters = {}
+    for path, pair in halves.items():
+        layer = modules.get(path)
+        if not isinstance(layer, nn.Linear) or set(pair) != {"A", "B"}:
+            raise ValueError(f"LoRA export does not fit the base generator: adapter {path!r}")
+        w = layer.weight
+        adapters[path] = LoraLinear(layer, pair["A"].to(w.device, w.dtype), pair["B"].to(w.device, w.dtype), scale)
+    return owned, adapters
+
+
+def _overlay(module: nn.Module, prefix: str, owned: dict, adapters: dict, touched: set[str]) -> nn.Module:
+    """A shallow copy of ``module``: untouched children are the same objects, touched ones overlaid in turn."""
+    new = copy.copy(module)
+    new._parameters, new._buffers, new._modules = dict(module._parameters), dict(module._buffers), dict(module._modules)
+    new.__dict__.pop("_onednn_packed", None)
+    for name in module._parameters:
+        if prefix + name in owned:
+            new._parameters[name] = nn.Parameter(owned[prefix + name], requires_grad=False)
+    for name in module._buffers:
+        if prefix + name in owned:
+            new._buffers[name] = owned[prefix + name]
+    for name, child in module._modules.items():
+        path = prefix + name
+        if path in adapters:
+            new._modules[name] = adapters[path]
+        elif path in touched:
+            new._modules[name] = _overlay(child, path + ".", owned, adapters, touched)
+    return new
+
+
+def overlay_lora(base: nn.Module, ckpt: dict[str, Any]) -> nn.Module:
+    """A voice over a shared ``base`` generator (eval mode, on its final device and dtype), without merging.
+
+    The result shares every base tensor the export leaves unchanged, holds its own copies of the entries that differ
+    (the fully trained ``ref_enc`` / ``bridge`` / ``wns1`` / ``linear_mel``) and wraps each adapted projection in a
+    :class:`~mockvox.modules.adapters.LoraLinear` over the base layer. ``base`` is never modified, and stays alive as
+    long as the overlay does. Same output as :func:`apply_lora_checkpoint` up to rounding.
+
+    Raises:
+        ValueError: the object is not a v4 LoRA export or does not fit ``base``.
+    """
+    owned, adapters = _split_export(ckpt, base)
+    touched = set()
+    for key in [*owned, *adapters]:
+        parts = key.split(".")
+        touched.update(".".join(parts[:i]) for i in range(1, len(parts)))
+    voice = _overlay(base, "", owned, adapters, touched)
+    voice.__dict__["_shared_base"] = base  # a plain attribute, not a submodule: keeps the shared parts alive
+    return voice

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
+from mockvox.modules.adapters import LoraLinear
 from mockvox.precision import note_plain_bf16_fallback, onednn_bf16
 
 _ONEDNN = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
@@ -58,7 +59,11 @@ def _bf16_packed(layer: nn.Linear) -> Tensor:
 
 def linear(layer: nn.Linear, x: Tensor, gelu: bool = False) -> Tensor:
     """``layer(x)`` (then tanh-GELU if asked). Inference on CPU runs oneDNN's linear with the bias and GELU fused
-    (one pass over the output instead of three); training, LoRA-wrapped layers and other devices use ``F.linear``."""
+    (one pass over the output instead of three); training, peft-wrapped layers and other devices use ``F.linear``.
+    An unmerged :class:`LoraLinear` runs its (shared) base layer this way and adds its low-rank term."""
+    if isinstance(layer, LoraLinear):
+        y = linear(layer.base, x) + layer.delta(x)
+        return F.gelu(y, approximate="tanh") if gelu else y
     if _onednn_ok(layer, x):
         w = _bf16_packed(layer) if x.dtype == torch.bfloat16 else layer.weight
         attr, alg = ("gelu", "tanh") if gelu else ("none", "")

@@ -19,6 +19,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from mockvox.audio.spectrogram import Spectrogram
 from mockvox.models.hubert import HubertSSL
 from mockvox.models.t2s import T2SConfig, Text2Semantic
 from mockvox.train.config import ConfigError, is_earlier_layout
@@ -207,15 +208,21 @@ def gpt_datamodule(cfg: DictConfig, features_dir: Path):
     return make(features_dir, num_workers=cfg.data.num_workers, min_items=cfg.data.min_items, seed=cfg.seed)
 
 
+def spectrogram(cfg: DictConfig) -> Spectrogram:
+    """``model.spectrogram``: the SoVITS input spectrogram (official without one, as configs written before it)."""
+    return Spectrogram.from_mapping(cfg.model.get("spectrogram"))
+
+
 def sovits_module(cfg: DictConfig, nets: Networks):
     """The SoVITS stage's LightningModule: v2 GAN fine-tune, or v4 LoRA (added here) on the CFM."""
     s = cfg.model.sovits
     optimizer, scheduler, t = _make(s.optimizer), _make(s.scheduler), s.train
     if nets.version == "v2":
-        from mockvox.train.sovits_module import SovitsV2Module
+        from mockvox.train.sovits_module import SovitsV2Module, mel_settings
 
         return SovitsV2Module(nets.sovits, nets.discriminator, optimizer, scheduler,
-                              text_low_lr_rate=t.text_low_lr_rate, c_mel=t.c_mel, c_kl=t.c_kl)  # fmt: skip
+                              text_low_lr_rate=t.text_low_lr_rate, c_mel=t.c_mel, c_kl=t.c_kl,
+                              mel=mel_settings(spectrogram(cfg)))  # fmt: skip
     from mockvox.models.lora import add_lora, has_lora
     from mockvox.train.sovits_module import SovitsV4Module
 
@@ -228,4 +235,5 @@ def sovits_datamodule(cfg: DictConfig, nets: Networks, features_dir: Path):
     """``model.sovits.data`` on ``features_dir``, padded to the v2 decoder segment (v4 decodes the whole mel)."""
     min_frames = nets.sovits.segment_size if nets.version == "v2" else 0
     return _make(cfg.model.sovits.data)(features_dir, nets.version, num_workers=cfg.data.num_workers,
-                                        min_items=cfg.data.min_items, seed=cfg.seed, min_frames=min_frames)  # fmt: skip
+                                        min_items=cfg.data.min_items, seed=cfg.seed, min_frames=min_frames,
+                                        spectrogram=spectrogram(cfg))  # fmt: skip

@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 
 from mockvox.audio.io import write_wav
 from mockvox.progress import bar
+from mockvox.train.tracking import TrainingCancelled
 
 
 class SampleCallback(L.Callback):
@@ -183,3 +184,43 @@ def plot_attention(attention: np.ndarray, text_len: int, path: Path) -> Path:
     fig.colorbar(im, ax=ax)
     fig.savefig(path, dpi=100)
     return path
+
+
+class TrainObserver:
+    """What a caller running a training hears: progress per stage, and a way to ask the training to stop.
+
+    ``progress(stage, done, total)`` gets the feature steps (``text``, ``features``) and, per training stage
+    (``sovits`` / ``gpt``), ``done`` and ``total`` in batches with ``epoch`` / ``epochs`` passed along.
+    """
+
+    def progress(self, stage: str, done: int, total: int, **info) -> None:
+        return None
+
+    def cancelled(self) -> bool:
+        return False
+
+
+class ObserverCallback(L.Callback):
+    """Reports a fit's batches to a :class:`TrainObserver` and stops it (next batch) when the observer says so."""
+
+    def __init__(self, observer: TrainObserver, stage: str):
+        self.observer, self.stage = observer, stage
+        self._first_epoch = 0
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._first_epoch = trainer.current_epoch
+        self._check()
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
+        self._check()
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        per_epoch = trainer.num_training_batches if math.isfinite(trainer.num_training_batches) else batch_idx + 1
+        epochs = max(1, (trainer.max_epochs or 1) - self._first_epoch)
+        epoch = trainer.current_epoch - self._first_epoch
+        done = epoch * per_epoch + batch_idx + 1
+        self.observer.progress(self.stage, done, epochs * per_epoch, epoch=epoch + 1, epochs=epochs)
+
+    def _check(self) -> None:
+        if self.observer.cancelled():
+            raise TrainingCancelled(f"{self.stage} training cancelled")

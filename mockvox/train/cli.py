@@ -8,9 +8,6 @@ import json
 import sys
 from pathlib import Path
 
-import yaml
-from omegaconf import OmegaConf
-
 
 def _tracker(overrides: list[str]):
     from mockvox.train.config import compose_train
@@ -49,19 +46,12 @@ def cmd_train(args) -> None:
 
 
 def cmd_resume(args) -> None:
-    from mockvox.train.config import upgrade_train_config
-    from mockvox.train.resume import load_resume_state
+    from mockvox.train.resume import load_resume_state, resume_config
     from mockvox.train.run import train
 
     tracker, base = _tracker(args.overrides)
     state = load_resume_state(tracker, args.model_id, _cache(base))
-    cfg = upgrade_train_config(state.config)  # a voice trained before a config layout change still resumes
-    cfg.epochs = {"sovits": args.epochs_sovits, "gpt": args.epochs_gpt}
-    cfg.resume_from = state.model_id
-    cfg.logger = base.logger
-    for item in args.overrides:
-        key, _, value = item.partition("=")
-        OmegaConf.update(cfg, key, yaml.safe_load(value) if value else None, force_add=True)
+    cfg = resume_config(state, base, args.epochs_sovits, args.epochs_gpt, args.overrides)
     with contextlib.redirect_stdout(sys.stderr):
         result = train(cfg, resume=state)  # loaded once: train() does not download it again
     _report(result, args.json)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from functools import partial
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from mockvox.audio.spectrogram import OFFICIAL, Spectrogram
 from mockvox.data.datasets import GPTDataset, SovitsDataset, collate_gpt, collate_sovits
 
 
@@ -55,7 +57,10 @@ class _FeaturesDataModule(L.LightningDataModule):
 
 
 class SovitsDataModule(_FeaturesDataModule):
-    """SoVITS v2/v4 training data from a features folder (``min_frames``: the decoder segment, official 32)."""
+    """SoVITS v2/v4 training data from a features folder (``min_frames``: the decoder segment, official 32).
+
+    ``spectrogram`` (``cfg.model.spectrogram``) sets the items' spectrogram and the collate's samples per frame.
+    """
 
     def __init__(
         self,
@@ -66,13 +71,14 @@ class SovitsDataModule(_FeaturesDataModule):
         min_items: int = 100,
         seed: int = 1234,
         min_frames: int = 32,
+        spectrogram: Spectrogram | Mapping = OFFICIAL,
         **dataset_kwargs,
     ):
         super().__init__(batch_size, num_workers, seed)
         self.features_dir, self.version, self.min_items = Path(features_dir), version, min_items
-        self.dataset_kwargs = dataset_kwargs
-        hop = dataset_kwargs.get("hop_length", 640)
-        self.collate = partial(collate_sovits, min_frames=min_frames, hop_length=hop)
+        spectrogram = Spectrogram.from_mapping(spectrogram)
+        self.dataset_kwargs = {**dataset_kwargs, "spectrogram": spectrogram}
+        self.collate = partial(collate_sovits, min_frames=min_frames, hop_length=spectrogram.hop_length)
 
     def build(self, min_items: int) -> SovitsDataset:
         return SovitsDataset(self.features_dir, self.version, min_items=min_items, **self.dataset_kwargs)

@@ -1,6 +1,6 @@
 """DVC stages after ``prepare``: ``features`` and ``train`` on the prepared sample folder, settings from params.yaml.
 
-``params.yaml`` is the composed ``conf/pipeline.yaml`` (DVC's Hydra composition rewrites it on ``dvc exp run``).
+``params.yaml`` is the composed ``conf/params.yaml`` (DVC's Hydra composition rewrites it on ``dvc exp run``).
 Usage: ``python -m mockvox.train.dvc_stages features|train --prepared data/prepared/sample``.
 """
 

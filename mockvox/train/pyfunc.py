@@ -28,11 +28,12 @@ class VoicePyfunc(mlflow.pyfunc.PythonModel):
 
     def load_context(self, context) -> None:
         from mockvox.infer.pipeline import Synthesizer
+        from mockvox.infer.voices import PARTS
         from mockvox.paths import pretrained_dir
         from mockvox.voice import load_voice
 
-        self.voice_dir = Path(context.artifacts["voice"])
-        self.synth = Synthesizer(load_voice(self.voice_dir, pretrained_dir=pretrained_dir()))
+        self.voice_dir = Path(context.artifacts["voice"])  # loaded as the CLI and the resident cache load voices
+        self.synth = Synthesizer(load_voice(self.voice_dir, pretrained_dir=pretrained_dir(), parts=PARTS))
 
     def predict(self, context, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
         from mockvox.infer.pipeline import SynthesisParams

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from omegaconf import DictConfig
+import yaml
+from omegaconf import DictConfig, OmegaConf
 
 from mockvox.infer.registry import download_voice, registered_versions, resolve_model_id
 from mockvox.train.build import Networks, check_config
@@ -43,6 +44,22 @@ def load_resume_state(tracker: Tracker, ref: str, cache: Path) -> ResumeState:
     return ResumeState(model_id, versions[0]["name"] if versions else None, voice, config,
                        dict(training.get("epochs") or {}), ckpts,
                        (config.get("pretrained") or {}).get("name") == "official")  # fmt: skip
+
+
+def resume_config(state: ResumeState, base: DictConfig, epochs_sovits: int, epochs_gpt: int,
+                  overrides: list[str] = ()) -> DictConfig:  # fmt: skip
+    """The training config of a resume: the voice's own (upgraded to today's layout), N/M more epochs, the tracking
+    of ``base`` (the caller's composed config), then ``overrides`` (``key=value``)."""
+    from mockvox.train.config import upgrade_train_config
+
+    cfg = upgrade_train_config(state.config)  # a voice trained before a config layout change still resumes
+    cfg.epochs = {"sovits": int(epochs_sovits), "gpt": int(epochs_gpt)}
+    cfg.resume_from = state.model_id
+    cfg.logger = base.logger
+    for item in overrides:
+        key, _, value = item.partition("=")
+        OmegaConf.update(cfg, key, yaml.safe_load(value) if value else None, force_add=True)
+    return cfg
 
 
 def resume_networks(cfg: DictConfig, state: ResumeState) -> Networks:

@@ -46,10 +46,13 @@ def _debug_run(cfg: DictConfig) -> bool:
     return bool(cfg.trainer.get("fast_dev_run"))
 
 
-def train(cfg: DictConfig, store: DatasetStore | None = None, resume: ResumeState | None = None) -> TrainResult:
+def train(cfg: DictConfig, store: DatasetStore | None = None, resume: ResumeState | None = None,
+          observer=None) -> TrainResult:  # fmt: skip
     """Run the training described by a composed ``conf/train.yaml`` (on ``store``, default: the data root's).
 
     With ``cfg.resume_from`` the voice's state is loaded here unless the caller already did (``resume``).
+    ``observer`` (:class:`~mockvox.train.callbacks.TrainObserver`) hears the progress and can stop the training
+    (:class:`~mockvox.train.tracking.TrainingCancelled`: runs KILLED, nothing registered).
     """
     finalize_paths(cfg)  # Hydra's entry point passes the config as composed
     check_config(cfg)
@@ -65,7 +68,7 @@ def train(cfg: DictConfig, store: DatasetStore | None = None, resume: ResumeStat
         nets = resume_networks(cfg, resume)
     else:
         resume, nets = None, build_networks(cfg)
-    features_dir = stages.prepare_features(cfg, store, nets)
+    features_dir = stages.prepare_features(cfg, store, nets, observer)
     name = cfg.name or (resume.name if resume else None) or f"voice-{cfg.data.file_id}"
     tags = {"mockvox.file_id": cfg.data.file_id, "mockvox.dataset_version": str(manifest["version"]),
             "mockvox.model_version": cfg.model.version, "mockvox.size": cfg.model.size}  # fmt: skip
@@ -77,7 +80,7 @@ def train(cfg: DictConfig, store: DatasetStore | None = None, resume: ResumeStat
         with parent as run_id:
             if tracker:
                 tracker.log_params(run_id, flatten(OmegaConf.to_container(cfg, resolve=True)))
-            result = _train_stages(cfg, nets, features_dir, tracker, run_id, resume, workdir)
+            result = _train_stages(cfg, nets, features_dir, tracker, run_id, resume, workdir, observer)
             if _debug_run(cfg):
                 return result
             voice_dir = stages.write_voice_folder(cfg, nets, workdir / "voice", result, manifest, resume,
@@ -103,12 +106,13 @@ def _ensure(path: Path) -> Path:
     return path
 
 
-def _train_stages(cfg, nets: Networks, features_dir: Path, tracker, parent_id, resume, workdir: Path) -> TrainResult:
+def _train_stages(cfg, nets: Networks, features_dir: Path, tracker, parent_id, resume, workdir: Path,
+                  observer=None) -> TrainResult:  # fmt: skip
     result = TrainResult(None, None, None, None, parent_id, None)
     for stage in ("sovits", "gpt"):
         child = tracker.run(f"{stage}", {"mockvox.stage": stage}, parent=parent_id) if tracker else nullcontext(None)
         with child as child_id:
-            outcome = stages.run_stage(stage, cfg, nets, features_dir, tracker, child_id, resume, workdir)
+            outcome = stages.run_stage(stage, cfg, nets, features_dir, tracker, child_id, resume, workdir, observer)
         result.epochs[stage] = outcome.total_epochs
         result.metrics.update({f"{stage}/{k}": v for k, v in outcome.metrics.items()})
         setattr(result, f"{stage}_run", child_id)

@@ -19,6 +19,7 @@ from torch.optim.lr_scheduler import ExponentialLR, LRScheduler
 
 from mockvox.audio.mel_v4 import denorm_spec
 from mockvox.audio.spectral import mel_spectrogram_torch, spec_to_mel_torch
+from mockvox.audio.spectrogram import OFFICIAL, Spectrogram
 from mockvox.losses import discriminator_loss, feature_loss, generator_loss, kl_loss, mel_l1_loss
 from mockvox.models.discriminators import MultiPeriodDiscriminator
 from mockvox.models.lora import FULLY_TRAINED, has_lora
@@ -27,10 +28,15 @@ from mockvox.models.sovits_v4 import SynthesizerTrnV3
 from mockvox.modules.commons import slice_segments
 from mockvox.train.optim import text_low_lr_optimizer
 
-# Official s2.json mel of the reconstruction loss (32 kHz audio, 50 frames/s).
-OFFICIAL_MEL: dict = dict(
-    n_fft=2048, num_mels=128, sampling_rate=32000, hop_size=640, win_size=2048, fmin=0.0, fmax=None
-)  # fmt: skip
+
+def mel_settings(spectrogram: Spectrogram = OFFICIAL, num_mels: int = 128) -> dict:
+    """The mel of the v2 reconstruction loss over ``spectrogram`` (s2.json: 128 bins, fmin 0, fmax Nyquist)."""
+    s = spectrogram
+    return dict(n_fft=s.filter_length, num_mels=num_mels, sampling_rate=s.sampling_rate, hop_size=s.hop_length,
+                win_size=s.win_length, fmin=0.0, fmax=None)  # fmt: skip
+
+
+OFFICIAL_MEL: dict = mel_settings()  # official s2.json (32 kHz audio, 50 frames/s)
 
 
 OptimizerFactory = Callable[[Iterable], Optimizer]  # a class or partial taking the parameters (groups)

@@ -18,6 +18,7 @@ from mockvox.train.build import (
     init_codebook,
     sovits_datamodule,
     sovits_module,
+    spectrogram,
 )
 from mockvox.voice import Reference
 
@@ -41,34 +42,48 @@ def check_speech(cfg: DictConfig, store: DatasetStore) -> float:
     return require_speech(file_id, results, store.sliced_dir(file_id), float(cfg.data.min_speech_seconds))
 
 
-def prepare_features(cfg: DictConfig, store: DatasetStore, nets: Networks) -> Path:
+def prepare_features(cfg: DictConfig, store: DatasetStore, nets: Networks, observer=None) -> Path:
     """Features of the dataset's current version (cached by version and extractor identity)."""
     from mockvox.data import features
 
-    file_id = cfg.data.file_id
+    bars = Bars(bool(cfg.callbacks.progress), steps=FEATURE_STEPS, units={"features": "clip"})
+
+    def progress(stage: str, done: int, total: int) -> None:
+        bars(stage, done, total)
+        if observer is not None:
+            observer.progress(stage, done, total)
+            if observer.cancelled():
+                from mockvox.train.tracking import TrainingCancelled
+
+                raise TrainingCancelled("training cancelled during feature extraction")
+
+    file_id, rate = cfg.data.file_id, spectrogram(cfg).sampling_rate
     if not codebook_ready(nets.sovits):  # random quantizer: k-means on this dataset first (official first step)
         audio_dir = store.audio_dir(file_id) if cfg.data.denoise else store.sliced_dir(file_id)
         clips = sorted(audio_dir.glob("*.wav"))
-        init_codebook(nets.sovits, [features.hubert_features(nets.hubert, p).clone() for p in clips])
-    extractors = features.Extractors.create(nets.hubert, nets.sovits, nets.bert)
+        init_codebook(nets.sovits, [features.hubert_features(nets.hubert, p, rate).clone() for p in clips])
+    extractors = features.Extractors.create(nets.hubert, nets.sovits, nets.bert, sample_rate=rate)
     return features.extract_features(
         store, file_id, extractors, Path(cfg.paths.features_dir), use_denoised=bool(cfg.data.denoise),
-        progress=Bars(bool(cfg.callbacks.progress), steps=FEATURE_STEPS, units={"features": "clip"}),
+        progress=progress,
     )  # fmt: skip
 
 
 def _gpt_parts(cfg: DictConfig, nets: Networks, features_dir: Path):
-    return gpt_module(cfg, nets), gpt_datamodule(cfg, features_dir), 32000
+    return gpt_module(cfg, nets), gpt_datamodule(cfg, features_dir), spectrogram(cfg).sampling_rate
 
 
 def _sovits_parts(cfg: DictConfig, nets: Networks, features_dir: Path):
-    rate = 32000 if nets.version == "v2" else 48000
-    return sovits_module(cfg, nets), sovits_datamodule(cfg, nets, features_dir), rate
+    return sovits_module(cfg, nets), sovits_datamodule(cfg, nets, features_dir), int(cfg.model.sample_rate)
 
 
-def run_stage(stage: str, cfg: DictConfig, nets: Networks, features_dir: Path, tracker, run_id, resume, workdir: Path):
-    """Fit one stage for ``cfg.epochs[stage]`` (more) epochs; log its checkpoint to the stage run."""
-    from mockvox.train.callbacks import SampleCallback, StageProgressBar
+def run_stage(stage: str, cfg: DictConfig, nets: Networks, features_dir: Path, tracker, run_id, resume, workdir: Path,
+              observer=None):  # fmt: skip
+    """Fit one stage for ``cfg.epochs[stage]`` (more) epochs; log its checkpoint to the stage run.
+
+    ``observer`` (a :class:`~mockvox.train.callbacks.TrainObserver`) hears every batch and may stop the fit.
+    """
+    from mockvox.train.callbacks import ObserverCallback, SampleCallback, StageProgressBar
     from mockvox.train.run import instantiate_trainer
 
     module, data, sample_rate = (_sovits_parts if stage == "sovits" else _gpt_parts)(cfg, nets, features_dir)
@@ -84,6 +99,8 @@ def run_stage(stage: str, cfg: DictConfig, nets: Networks, features_dir: Path, t
                 tracker.log_artifact(run_id, ckpt_in, "checkpoints")
         return StageOutcome(done, {}, ckpt_in)
     callbacks = [StageProgressBar(stage)] if cfg.callbacks.progress else []
+    if observer is not None:
+        callbacks.append(ObserverCallback(observer, stage))
     every = int(cfg.callbacks.samples.every_n_epochs or 0)
     if every:
         callbacks.append(SampleCallback(sample_rate=sample_rate, every_n_epochs=every))
@@ -129,16 +146,18 @@ def write_voice_folder(cfg: DictConfig, nets: Networks, dest: Path, result, mani
         vocoder=None if nets.version == "v2" else ("pretrained" if official else nets.vocoder),
         vocoder_kwargs=nets.vocoder_kwargs,
         sovits_base=None if nets.version == "v2" else ("pretrained" if official else nets.sovits),
-        extra={"training": training, "gpt_config": nets.gpt_config}, reference=ref,
+        extra={"training": training, "gpt_config": nets.gpt_config}, reference=ref, spectrogram=spectrogram(cfg),
     )  # fmt: skip
     return dest
 
 
 def reference_clip(manifest: dict, sliced_dir: Path) -> Reference | None:
     """The dataset's first 3-10 s slice with text: the voice's default reference (and its MLflow input example)."""
+    from mockvox.data.pipeline import SAMPLE_RATE  # the slice keys' unit
+
     for item in manifest["results"]:
         start, end = map(int, item["key"].split("_"))
         clip = Path(sliced_dir) / f"{item['key']}.wav"
-        if item.get("text") and 3.0 <= (end - start) / 32000 <= 10.0 and clip.is_file():
+        if item.get("text") and 3.0 <= (end - start) / SAMPLE_RATE <= 10.0 and clip.is_file():
             return Reference(clip, item["text"], manifest["language"])
     return None

@@ -19,6 +19,14 @@ from mlflow.entities import Metric, Param, RunTag
 
 from mockvox.infer.registry import MODEL_ARTIFACT, Registry
 
+
+class TrainingCancelled(Exception):
+    """A training stopped on request: its MLflow runs end KILLED and nothing is registered.
+
+    Not a ``KeyboardInterrupt``: Lightning answers that one by exiting the process, and a worker must live on.
+    """
+
+
 PARENT_TAG = "mlflow.parentRunId"
 
 
@@ -84,7 +92,7 @@ class Tracker(Registry):
         run_id = self.start_run(name, tags, parent)
         try:
             yield run_id
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, TrainingCancelled):
             self.end_run(run_id, "KILLED")
             raise
         except BaseException:
@@ -153,6 +161,23 @@ class Tracker(Registry):
                 raise
         model_id = model_uri.removeprefix("models:/") if model_uri.startswith("models:/m-") else None
         return self.client.create_model_version(name, model_uri, tags=dict(tags or {}), model_id=model_id)
+
+    def delete_voice(self, model_id: str) -> list[dict]:
+        """Remove a voice: its registry versions, then the logged model and its artifacts; returns the versions."""
+        import shutil
+        from urllib.parse import urlparse
+
+        from mockvox.infer.registry import registered_versions
+
+        versions = registered_versions(self, model_id)
+        for v in versions:
+            self.client.delete_model_version(v["name"], str(v["version"]))
+        location = self.client.get_logged_model(model_id).artifact_location
+        self.client.delete_logged_model(model_id)
+        parsed = urlparse(location)
+        if parsed.scheme in ("", "file"):  # a local artifact store: the files go too (remote stores keep their own)
+            shutil.rmtree(Path(parsed.path), ignore_errors=True)
+        return versions
 
 
 @contextmanager

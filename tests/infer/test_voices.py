@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import gc
 import threading
 import weakref
@@ -11,15 +12,17 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
+import torch
 
 from mockvox import cli
 from mockvox.audio.io import load_audio
-from mockvox.infer.pipeline import SynthesisError, SynthesisParams
+from mockvox.infer.pipeline import SynthesisError, SynthesisParams, Synthesizer
 from mockvox.infer.voices import VoiceCache, VoiceSource, open_voice, voice_bytes
+from mockvox.models.lora import add_lora
 from mockvox.train.tracking import Tracker
-from mockvox.voice import Reference
+from mockvox.voice import Reference, load_voice
 from tests.conftest import SAMPLES
-from tests.infer import write_v2
+from tests.infer import tiny_v4, write_v2, write_v4
 
 PROMPT = (SAMPLES / "voice_en.txt").read_text().splitlines()[0]
 FAST = SynthesisParams(seed=3, max_tokens=10)
@@ -122,3 +125,65 @@ def test_concurrent_requests_load_a_voice_once(store) -> None:
     for t in threads:
         t.join()
     assert len(got) == 4 and all(s is got[0] for s in got)
+
+
+def _v4_pair(root):
+    """Two v4 voices trained from one base: the same ``sovits_base.pth`` content, their own adapters and wns1."""
+    base, model_a = tiny_v4()
+    model_b = add_lora(copy.deepcopy(base), rank=4)
+    gen = torch.Generator().manual_seed(11)
+    with torch.no_grad():
+        for name, p in model_b.named_parameters():
+            if "lora_B" in name or name.startswith("wns1."):
+                p.copy_((p + 0.05 * torch.randn(p.shape, generator=gen)).half().float())
+    return {
+        name: write_v4(root / name, sovits=model, sovits_base=base) for name, model in (("a", model_a), ("b", model_b))
+    }
+
+
+@pytest.fixture(scope="module")
+def v4_store(tmp_path_factory):
+    root = tmp_path_factory.mktemp("v4store")
+    tracker = Tracker(f"sqlite:///{root}/mlflow.db", "voices", str(root / "artifacts"))
+    ids = {}
+    for name, folder in _v4_pair(root / "folders").items():
+        with tracker.run(f"v4-{name}") as run_id:
+            ids[name] = tracker.log_voice(run_id, folder, {}, {}).model_id
+    return {"source": VoiceSource(tracker, root / "data" / "models", root / "pretrained"), "ids": ids, "root": root}
+
+
+def _dit_weight(voice):
+    return voice.sovits.cfm.estimator.transformer_blocks[0].ff.ff[0][0].weight
+
+
+def test_two_v4_voices_on_one_base_hold_the_base_once(v4_store, store) -> None:
+    source, ids = v4_store["source"], v4_store["ids"]
+    alone = {k: load_voice(source.folder(i), source.pretrained_dir) for k, i in ids.items()}  # merged, own copies
+    cache = VoiceCache(source, max_voices=4)
+    a = cache.get(ids["a"])
+    one = cache.resident_bytes
+    b = cache.get(ids["b"])
+    both = cache.resident_bytes
+    assert _dit_weight(a.voice).data_ptr() == _dit_weight(b.voice).data_ptr()  # the base's tensors: one memory
+    assert _dit_weight(a.voice).data_ptr() != _dit_weight(alone["a"]).data_ptr()
+    base_cfm = sum(
+        t.numel() * t.element_size() for n, t in alone["a"].sovits.cfm.state_dict().items() if ".attn." not in n
+    )
+    added = both - one  # what voice b added: its GPT, adapters and fully trained modules, not the base
+    assert added < voice_bytes(alone["b"]) - base_cfm, (added, voice_bytes(alone["b"]), base_cfm)
+    assert both < voice_bytes(alone["a"], alone["b"])
+    text = "The weather is lovely today."
+    for name, synth in (("a", a), ("b", b)):
+        q = synth.voice.sovits.cfm.estimator.transformer_blocks[0].attn.to_q  # adapter over the shared layer
+        merged = alone[name].sovits.cfm.estimator.transformer_blocks[0].attn.to_q.weight
+        torch.testing.assert_close(q.base.weight + q.scale * q.lora_b @ q.lora_a, merged)  # its own adapters
+        assert torch.equal(synth.voice.sovits.wns1.pre.weight, alone[name].sovits.wns1.pre.weight)  # its own wns1
+        _, got = synth.synthesize(store["ref"], PROMPT, "en", text, "en", FAST)
+        _, want = Synthesizer(alone[name]).synthesize(store["ref"], PROMPT, "en", text, "en", FAST)
+        np.testing.assert_allclose(got, want, atol=1e-4)  # unmerged adapters = merged weights up to rounding
+    assert not torch.equal(a.voice.sovits.wns1.pre.weight, b.voice.sovits.wns1.pre.weight)
+    base = weakref.ref(a.voice.sovits.__dict__["_shared_base"])
+    del a, b, alone, synth, q
+    cache.clear()
+    gc.collect()
+    assert base() is None  # the last voice on the base gone: the base is freed too

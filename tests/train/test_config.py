@@ -307,12 +307,12 @@ def test_a_config_of_the_earlier_layout_is_upgraded(name):
 
 
 def _dvc_params(tmp_path, overrides: list[str]) -> dict:
-    """What ``dvc exp run -S ...`` writes to params.yaml (DVC's own Hydra composition of conf/pipeline.yaml)."""
+    """What ``dvc exp run -S ...`` writes to params.yaml (DVC's own Hydra composition of conf/params.yaml)."""
     import yaml
     from dvc.utils.hydra import compose_and_dump
 
     out = tmp_path / f"params-{len(list(tmp_path.iterdir()))}.yaml"
-    compose_and_dump(out, str(CONF), None, "pipeline", str(tmp_path), overrides)
+    compose_and_dump(out, str(CONF), None, "params", str(tmp_path), overrides)
     return yaml.safe_load(out.read_text())
 
 
@@ -321,7 +321,7 @@ def test_dvc_exp_run_set_params_select_version_and_size(tmp_path, monkeypatch):
 
     for var in ("MLFLOW_TRACKING_URI", "MOCKVOX_ROOT", "MOCKVOX_DATA", "MOCKVOX_EXPERIMENT"):
         monkeypatch.delenv(var, raising=False)
-    assert _subset(_dvc_params(tmp_path, [])["model"], TINY_V2)  # the pipeline default: experiment=demo
+    assert _subset(_dvc_params(tmp_path, [])["model"], TINY_V2)  # the DVC default: experiment=demo
     assert _subset(_dvc_params(tmp_path, ["model=v4"])["model"], TINY_V4)
     official = _dvc_params(tmp_path, ["model/size=official", "pretrained=official"])
     assert _subset(official, {"model": OFFICIAL_V2, "pretrained": {"name": "official"}})
@@ -332,13 +332,13 @@ def test_dvc_exp_run_set_params_select_version_and_size(tmp_path, monkeypatch):
     assert versions == {"v2", "v4"}
 
 
-def test_params_yaml_is_the_dvc_composition_of_the_pipeline_config(tmp_path, monkeypatch):
+def test_params_yaml_is_the_dvc_composition_of_conf_params(tmp_path, monkeypatch):
     import yaml
 
     for var in ("MLFLOW_TRACKING_URI", "MOCKVOX_ROOT", "MOCKVOX_DATA", "MOCKVOX_EXPERIMENT"):
         monkeypatch.delenv(var, raising=False)
     committed = yaml.safe_load((CONF.parent / "params.yaml").read_text())
-    assert committed == _dvc_params(tmp_path, []), "regenerate params.yaml from conf/pipeline.yaml (see its header)"
+    assert committed == _dvc_params(tmp_path, []), "regenerate params.yaml from conf/params.yaml (see its header)"
 
 
 # ---------------------------------------------------------------------------- values reach the built objects
@@ -378,3 +378,19 @@ def test_the_sovits_collate_pads_to_the_decoder_segment(overrides, frames, tmp_p
     assert data.collate.keywords["min_frames"] == frames
     if cfg.model.version == "v2":
         assert nets.sovits.segment_size == frames
+
+
+@pytest.mark.parametrize("experiment", ["demo", "tiny_v4"])
+def test_the_spectrogram_settings_come_from_model_spectrogram(experiment, tmp_path):
+    from mockvox.audio.spectrogram import OFFICIAL, Spectrogram
+    from mockvox.train.build import sovits_datamodule, sovits_module
+
+    cfg = compose_train([f"experiment={experiment}", "data.file_id=x"])
+    assert Spectrogram.from_mapping(cfg.model.spectrogram) == OFFICIAL  # the official s2.json data for v2 and v4
+    cfg.model.spectrogram.hop_length = 320
+    nets = build_networks(cfg, with_bert=False)
+    data = sovits_datamodule(cfg, nets, tmp_path)
+    assert data.collate.keywords["hop_length"] == 320 and data.dataset_kwargs["spectrogram"].hop_length == 320
+    if cfg.model.version == "v2":
+        with pytest.raises(ValueError, match="hop_size is 320"):  # the loss mel follows it: the tiny net upsamples 640
+            sovits_module(cfg, nets)

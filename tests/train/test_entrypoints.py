@@ -97,9 +97,9 @@ def test_dvc_repro_runs_prepare_features_train_on_the_sample(tmp_path, whisper_d
     proc = subprocess.run([sys.executable, "-m", "dvc", "repro"], cwd=project, env=env, capture_output=True,
                           text=True, timeout=900)  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    metrics = json.loads((project / "data" / "pipeline" / "train.json").read_text())
+    metrics = json.loads((project / "data" / "dvc_stages" / "train.json").read_text())
     assert metrics["model_id"].startswith("m-") and metrics["epochs"] == {"sovits": 4, "gpt": 4}
-    features = json.loads((project / "data" / "pipeline" / "features.json").read_text())
+    features = json.loads((project / "data" / "dvc_stages" / "features.json").read_text())
     assert features["items"] >= 2
     assert (project / "dvc.lock").is_file()
     again = subprocess.run(

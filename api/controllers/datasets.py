@@ -1,0 +1,130 @@
+"""Datasets: upload a recording, add another, revise the transcripts, read the manifest."""
+
+from __future__ import annotations
+
+import soundfile as sf
+from anyio import to_thread
+from litestar import Controller, Request, get, post
+from litestar.params import Parameter
+
+from api.callbacks import check_callback_url
+from api.controllers import FILE_ID
+from api.errors import ApiError, message
+from api.errors import language as lang_of
+from api.schemas import LANGUAGES, Field, Form, Queued, Revised, error_responses
+from api.services import check_file_id, enqueue
+from api.uploads import read_body
+
+FORMATS = (".wav", ".mp3", ".flac", ".ogg")
+CALLBACK = Field("callback_url", description="POSTed a signed JSON when the task ends (allowed hosts only)")
+UPLOAD = Form(Field("file", "file", True, description="WAV / MP3 / FLAC / OGG recording"),
+              Field("language", choices=LANGUAGES, default="zh", description="spoken language"),
+              Field("denoise", "bool", default=True, description="denoise the slices"), CALLBACK)  # fmt: skip
+ADD = Form(Field("file", "file", True, description="another recording of the same speaker"),
+           Field("file_id", required=True, description="the dataset (from /upload)", pattern=FILE_ID),
+           CALLBACK)  # fmt: skip
+REVISION = Form(Field("file_id", required=True, pattern=FILE_ID), Field("results", "json", True, description=(
+    'JSON list [{"key": "...", "text": "..."}]; keys not named keep their text')),
+    Field("remove", "json", description="JSON list of slice keys to drop"))  # fmt: skip
+
+
+async def check_audio(request: Request, path, filename: str) -> float:
+    """Seconds of a decodable recording in an accepted format, within the service's limits (else 4xx)."""
+    if not filename.lower().endswith(FORMATS):
+        raise ApiError(422, "format", f"file {filename[:100]!r}")
+    try:
+        info = await to_thread.run_sync(sf.info, str(path))
+    except (RuntimeError, sf.LibsndfileError) as exc:
+        raise ApiError(422, "bad_audio", f"{filename[:100]!r} cannot be decoded ({exc})") from None
+    seconds = float(info.duration)
+    prep = request.app.state.prepare_limits
+    if not prep[0] <= seconds <= prep[1]:
+        raise ApiError(422, "bad_audio", f"the recording is {seconds:.2f} s long; accepted: {prep[0]:g}-{prep[1]:g} s")
+    return seconds
+
+
+async def _upload_body(request: Request, form: Form):
+    settings = request.app.state.settings
+    body = await read_body(request, settings.uploads_dir, settings.limits.upload_bytes, ("file",))
+    try:
+        values = form.parse(body.fields)
+        if "file" not in body.files:
+            raise ApiError(422, "missing", "file is required", name="file")
+        if values.get("callback_url"):
+            _callback(values["callback_url"], settings)
+        await check_audio(request, body.files["file"], body.filenames["file"])
+    except BaseException:
+        body.discard()
+        raise
+    return body, values
+
+
+def _callback(url: str, settings) -> str:
+    try:
+        return check_callback_url(url, settings.callbacks)
+    except ValueError as exc:
+        raise ApiError(422, "invalid", str(exc), name="callback_url") from None
+
+
+class DatasetController(Controller):
+    tags = ["datasets"]
+
+    @post("/upload", status_code=200, operation_class=UPLOAD.operation(), responses=error_responses(
+        400, 401, 413, 415, 422, 429, 503))  # fmt: skip
+    async def upload(self, request: Request) -> Queued:
+        """Upload a recording: it is sliced, denoised and transcribed by a worker (progress in /tasks)."""
+        from mockvox.data.ids import new_file_id
+
+        body, values = await _upload_body(request, UPLOAD)
+        file_id = new_file_id()
+        kwargs = {"file_id": file_id, "upload": str(body.files["file"]), "language": values["language"],
+                  "denoise": values["denoise"]}  # fmt: skip
+        try:
+            task_id = enqueue(request, "prepare", "mockvox.prepare", kwargs, values.get("callback_url"))
+        except BaseException:
+            body.discard()
+            raise
+        return Queued(message("queued", lang_of(request)), task_id, file_id)
+
+    @post("/add", status_code=200, operation_class=ADD.operation(), responses=error_responses(
+        400, 401, 404, 413, 415, 422, 429, 503))  # fmt: skip
+    async def add(self, request: Request) -> Queued:
+        """Add a recording to a dataset (same processing; its slices come after the earlier ones)."""
+        body, values = await _upload_body(request, ADD)
+        try:
+            file_id = check_file_id(values["file_id"])
+            if not request.app.state.store.exists(file_id):
+                raise ApiError(404, "dataset_not_found", file_id)
+            kwargs = {"file_id": file_id, "upload": str(body.files["file"])}
+            task_id = enqueue(request, "add", "mockvox.add", kwargs, values.get("callback_url"))
+        except BaseException:
+            body.discard()
+            raise
+        return Queued(message("queued", lang_of(request)), task_id, file_id)
+
+    @post("/revision", status_code=200, operation_class=REVISION.operation(), responses=error_responses(
+        400, 401, 404, 413, 415, 422))  # fmt: skip
+    async def revision(self, request: Request) -> Revised:
+        """Correct transcripts (partial: keys not named keep theirs); a new dataset version."""
+        settings = request.app.state.settings
+        body = await read_body(request, settings.uploads_dir, 4 << 20)
+        values = REVISION.parse(body.fields)
+        file_id = check_file_id(values["file_id"])
+        results, remove = values["results"], values.get("remove") or []
+        if isinstance(results, dict) and "results" in results:
+            results = results["results"]
+        if not isinstance(results, list) or not isinstance(remove, list):
+            raise ApiError(422, "invalid", "results and remove must be JSON lists", name="results")
+        if not all(isinstance(k, str) for k in remove):
+            raise ApiError(422, "invalid", "remove must list slice keys (strings)", name="remove")
+        pipeline = request.app.state.pipeline
+        result = await to_thread.run_sync(lambda: pipeline.revise(file_id, results, remove=remove))
+        revised = set(result.new_keys)
+        return Revised(True, message("revised", lang_of(request)), file_id, result.version,
+                       [r for r in result.results if r["key"] in revised])  # fmt: skip
+
+    @get("/datasets/{file_id:str}", responses=error_responses(401, 404, 422))
+    async def dataset(self, request: Request, file_id: str = Parameter(schema_extra={"pattern": FILE_ID})) -> dict:
+        """The dataset's manifest: version, slices with transcripts, paths (as `mockvox dataset`)."""
+        check_file_id(file_id)
+        return await to_thread.run_sync(request.app.state.store.manifest, file_id)

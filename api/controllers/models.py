@@ -1,0 +1,61 @@
+"""Voices (MLflow logged models): information, a paged list, deletion."""
+
+from __future__ import annotations
+
+from anyio import to_thread
+from litestar import Controller, Request, delete, get
+from litestar.params import Parameter
+
+from api.controllers import MODEL_REF
+from api.errors import ApiError, message
+from api.errors import language as lang_of
+from api.schemas import Deleted, ModelOut, ModelPage, error_responses
+from api.services import check_model_ref
+
+
+def _out(info: dict) -> ModelOut:
+    return ModelOut(**{k: info.get(k) for k in ModelOut.__struct_fields__ if k in info})
+
+
+class ModelController(Controller):
+    tags = ["models"]
+
+    @get("/model/{model_id:path}", responses=error_responses(401, 404, 422))
+    async def info(self, request: Request, model_id: str = Parameter(schema_extra={"pattern": MODEL_REF})) -> ModelOut:
+        """Version, epochs per stage, dataset and its DVC version, metrics, registry entries (no weights loaded)."""
+        from mockvox.infer.registry import model_info
+
+        ref = check_model_ref(model_id.lstrip("/"))
+        return _out(await to_thread.run_sync(model_info, request.app.state.registry, ref))
+
+    @get("/models", responses=error_responses(400, 401))
+    async def list_models(self, request: Request, limit: int = Parameter(default=50, ge=1, le=500),
+                          page_token: str | None = Parameter(default=None, max_length=2000)) -> ModelPage:  # fmt: skip
+        """Voices, newest first; ``next_page_token`` gives the next page."""
+        from mlflow.exceptions import MlflowException
+
+        from mockvox.infer.registry import summary, voice_models
+
+        registry = request.app.state.registry
+
+        def page():
+            models, token = voice_models(registry, limit, page_token)
+            return [_out(summary(registry, m)) for m in models], token
+
+        try:
+            items, token = await to_thread.run_sync(page)
+        except MlflowException as exc:
+            raise ApiError(400, "invalid", f"page_token: {exc.message[:200]}", name="page_token") from None
+        return ModelPage(items, token)
+
+    @delete("/model/{model_id:path}", status_code=200, responses=error_responses(401, 404, 422))
+    async def remove(self, request: Request, model_id: str = Parameter(schema_extra={"pattern": MODEL_REF})) -> Deleted:
+        """Delete a voice: its registry versions, the logged model and its artifacts; resident copies are dropped."""
+        import shutil
+
+        state = request.app.state
+        resolved = await to_thread.run_sync(state.resolve_model, check_model_ref(model_id.lstrip("/")))
+        await to_thread.run_sync(state.registry.delete_voice, resolved)
+        state.voices.forget(resolved)
+        shutil.rmtree(state.voices.source.cache_dir / resolved, ignore_errors=True)
+        return Deleted(message("deleted", lang_of(request)), resolved)

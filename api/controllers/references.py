@@ -1,0 +1,67 @@
+"""Reference recordings for synthesis: upload (3-10 s, checked at once), list, read, delete."""
+
+from __future__ import annotations
+
+from anyio import to_thread
+from litestar import Controller, Request, delete, get, post
+from litestar.params import Parameter
+
+from api.controllers import FILE_ID
+from api.errors import ApiError, message
+from api.errors import language as lang_of
+from api.schemas import LANGUAGES, Deleted, Field, Form, RefOut, RefPage, error_responses
+from api.services import check_file_id
+from api.uploads import read_body
+
+UPLOAD_REF = Form(Field("file", "file", True, description="3-10 s WAV / MP3 / FLAC / OGG"),
+                  Field("text", description="its transcript (default for /inference's ref_text)", max_length=2000),
+                  Field("language", choices=LANGUAGES, description="its language"))  # fmt: skip
+
+
+def _out(info) -> RefOut:
+    return RefOut(**info.as_dict())
+
+
+class ReferenceController(Controller):
+    tags = ["references"]
+
+    @post("/uploadRef", status_code=200, operation_class=UPLOAD_REF.operation(), responses=error_responses(
+        400, 401, 413, 415, 422))  # fmt: skip
+    async def upload_ref(self, request: Request) -> RefOut:
+        """Keep a reference recording; its duration is checked here, not at synthesis."""
+        from api.controllers.datasets import FORMATS
+
+        settings = request.app.state.settings
+        body = await read_body(request, settings.uploads_dir, settings.limits.upload_bytes, ("file",))
+        try:
+            values = UPLOAD_REF.parse(body.fields)
+            if "file" not in body.files:
+                raise ApiError(422, "missing", "file is required", name="file")
+            name = body.filenames["file"]
+            if not name.lower().endswith(FORMATS):
+                raise ApiError(422, "format", f"file {name[:100]!r}")
+            info = await to_thread.run_sync(request.app.state.refs.add, body.files["file"], name, values.get("text"),
+                                            values.get("language"))  # fmt: skip
+        finally:
+            body.discard()
+        return _out(info)
+
+    @get("/refs", responses=error_responses(400, 401))
+    async def list_refs(self, request: Request, offset: int = Parameter(default=0, ge=0, le=10**9),
+                        limit: int = Parameter(default=50, ge=1, le=500)) -> RefPage:  # fmt: skip
+        """Uploaded references, oldest first."""
+        items, total = await to_thread.run_sync(request.app.state.refs.list, offset, limit)
+        return RefPage([_out(i) for i in items], total, offset, limit)
+
+    @get("/refs/{ref_id:str}", responses=error_responses(401, 404, 422))
+    async def get_ref(self, request: Request, ref_id: str = Parameter(schema_extra={"pattern": FILE_ID})) -> RefOut:
+        info = request.app.state.refs.get(check_file_id(ref_id, "ref_id"))
+        if info is None:
+            raise ApiError(404, "ref_not_found", ref_id)
+        return _out(info)
+
+    @delete("/refs/{ref_id:str}", status_code=200, responses=error_responses(401, 404, 422))
+    async def delete_ref(self, request: Request, ref_id: str = Parameter(schema_extra={"pattern": FILE_ID})) -> Deleted:
+        if not request.app.state.refs.delete(check_file_id(ref_id, "ref_id")):
+            raise ApiError(404, "ref_not_found", ref_id)
+        return Deleted(message("deleted", lang_of(request)), ref_id)

@@ -1,0 +1,155 @@
+"""Synthesis: queued (/inference then /output) and streamed (/streamInference: one WAV header, then PCM)."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from anyio import to_thread
+from litestar import Controller, Request, get, post
+from litestar.params import Parameter
+from litestar.response import File, Stream
+
+from api.controllers import FILE_ID, MODEL_REF, TASK_ID
+from api.controllers.datasets import CALLBACK, _callback
+from api.errors import ApiError, message
+from api.errors import language as lang_of
+from api.schemas import SYNTH_LANGUAGES, Field, Form, Queued, error_responses
+from api.services import check_file_id, check_model_ref, check_task_id, enqueue, task_status
+from api.synthesis import fragments, pcm16, synthesis_params, wav_header
+from api.uploads import read_body
+
+log = logging.getLogger("api.stream")
+SPLITS = ("cut0", "cut1", "cut2", "cut3", "cut4", "cut5")
+SAMPLING = (Field("top_p", "float", default=1.0, minimum=0.01, maximum=1),
+            Field("top_k", "int", default=15, minimum=1, maximum=1000),
+            Field("temperature", "float", default=1.0, minimum=0.01, maximum=10),
+            Field("speed", "float", default=1.0, minimum=0.25, maximum=4),
+            Field("repetition_penalty", "float", default=1.35, minimum=0.01, maximum=10),
+            Field("seed", "int", description="-1 or absent: random", minimum=-1, maximum=2**62),
+            Field("split", choices=SPLITS, default="cut1"),
+            Field("sample_steps", "int", default=32, minimum=1, maximum=128, description="v4 only"),
+            Field("max_tokens", "int", default=1500, minimum=1, maximum=1500, description="semantic tokens per "
+                  "fragment at most (25 per second of speech)"))  # fmt: skip
+INFERENCE = Form(Field("model_id", required=True, pattern=MODEL_REF), Field("ref_audio_file_id", description=(
+    "from /uploadRef; absent: the voice's default reference"), pattern=FILE_ID), Field("ref_text", max_length=2000),
+    Field("ref_language", choices=SYNTH_LANGUAGES, default="zh"), Field("target_text", required=True),
+    Field("target_language", choices=SYNTH_LANGUAGES, default="zh"), *SAMPLING, CALLBACK)  # fmt: skip
+
+
+def checked_request(request: Request, values: dict) -> tuple[str, dict | None, dict]:
+    """``(model_id, reference, params)`` of a synthesis request, every part checked (404 / 422) before any work."""
+    from mockvox.infer.pipeline import SynthesisError
+
+    state = request.app.state
+    limit = state.settings.limits.text_chars
+    if len(values["target_text"]) > limit:
+        raise ApiError(422, "invalid", f"target_text is longer than {limit} characters", name="target_text")
+    model_id = state.resolve_model(check_model_ref(values["model_id"]))
+    ref = None
+    if values.get("ref_audio_file_id"):
+        ref_id = check_file_id(values["ref_audio_file_id"], "ref_audio_file_id")
+        info = state.refs.get(ref_id)
+        if info is None:
+            raise ApiError(404, "ref_not_found", ref_id)
+        text = values.get("ref_text") or info.text
+        if not text:
+            raise ApiError(422, "missing", "ref_text is required (the reference has no stored transcript)",
+                           name="ref_text")  # fmt: skip
+        ref = {"audio": str(state.refs.audio(ref_id)), "text": text,
+               "language": values.get("ref_language") or info.language or "zh"}  # fmt: skip
+    params = {f.name: values.get(f.name) for f in SAMPLING}
+    try:
+        synthesis_params(params).check()
+    except SynthesisError as exc:
+        raise ApiError(422, "invalid", str(exc), name="params") from None
+    return model_id, ref, params
+
+
+class SynthesisController(Controller):
+    tags = ["synthesis"]
+
+    @post("/inference", status_code=200, operation_class=INFERENCE.operation(), responses=error_responses(
+        400, 401, 404, 413, 415, 422, 429, 503))  # fmt: skip
+    async def inference(self, request: Request) -> Queued:
+        """Queue a synthesis; the WAV is at /output/{task_id} once /tasks says SUCCESS."""
+        settings = request.app.state.settings
+        values = INFERENCE.parse((await read_body(request, settings.uploads_dir, 1 << 20)).fields)
+        if values.get("callback_url"):
+            _callback(values["callback_url"], settings)
+        model_id, ref, params = await to_thread.run_sync(checked_request, request, values)
+        kwargs = {"model_id": model_id, "ref": ref, "target_text": values["target_text"],
+                  "target_language": values["target_language"], "params": params}  # fmt: skip
+        task_id = enqueue(request, "infer", "mockvox.infer", kwargs, values.get("callback_url"))
+        return Queued(message("queued", lang_of(request)), task_id)
+
+    @get("/output/{task_id:str}", responses={**error_responses(401, 404, 409, 410, 422)},
+         media_type="audio/wav")  # fmt: skip
+    async def output(self, request: Request, task_id: str = Parameter(schema_extra={"pattern": TASK_ID})) -> File:
+        """The synthesised WAV of a finished /inference task."""
+        state = request.app.state
+        record = state.records.get(check_task_id(task_id))
+        if record is None:
+            raise ApiError(404, "task_not_found", task_id)
+        if record.kind != "infer":
+            raise ApiError(404, "no_output", f"task {task_id} is a {record.kind} task")
+        status = (await to_thread.run_sync(task_status, request, record)).status
+        if status != "SUCCESS":
+            raise ApiError(409, "not_ready", status=status)
+        path = state.settings.outputs_dir / f"{task_id}.wav"
+        if not path.is_file() or time.time() - path.stat().st_mtime > state.settings.outputs_hours * 3600:
+            raise ApiError(410, "gone", task_id)
+        return File(path, filename=f"{task_id}.wav", media_type="audio/wav", content_disposition_type="attachment")
+
+    @get("/streamInference", responses=error_responses(400, 401, 404, 422), media_type="audio/wav")
+    async def stream(
+        self,
+        request: Request,
+        model_id: str = Parameter(schema_extra={"pattern": MODEL_REF}),
+        target_text: str = Parameter(min_length=1, max_length=100000),
+        ref_audio_file_id: str | None = Parameter(default=None, schema_extra={"pattern": FILE_ID}),
+        ref_text: str | None = Parameter(default=None, max_length=2000),
+        ref_language: str = Parameter(default="zh", schema_extra={"enum": list(SYNTH_LANGUAGES)}),
+        target_language: str = Parameter(default="zh", schema_extra={"enum": list(SYNTH_LANGUAGES)}),
+        top_p: float = Parameter(default=1.0, ge=0.01, le=1),
+        top_k: int = Parameter(default=15, ge=1, le=1000),
+        temperature: float = Parameter(default=1.0, ge=0.01, le=10),
+        speed: float = Parameter(default=1.0, ge=0.25, le=4),
+        repetition_penalty: float = Parameter(default=1.35, ge=0.01, le=10),
+        seed: int | None = Parameter(default=None, ge=-1, le=2**62),
+        split: str = Parameter(default="cut1", schema_extra={"enum": list(SPLITS)}),
+        sample_steps: int = Parameter(default=32, ge=1, le=128),
+        max_tokens: int = Parameter(default=1500, ge=1, le=1500),
+    ) -> Stream:
+        """Stream a synthesis: a WAV header (sizes 0xFFFFFFFF), then 16-bit PCM as each text fragment is ready."""
+        values = {k: v for k, v in locals().items() if k not in ("self", "request")}
+        for name, choices in (("ref_language", SYNTH_LANGUAGES), ("target_language", SYNTH_LANGUAGES),
+                              ("split", SPLITS)):  # fmt: skip
+            Field(name, choices=choices).parse(values[name])
+        state = request.app.state
+        model_id, ref, params = await to_thread.run_sync(checked_request, request, values)
+        async with state.stream_slots:  # load and check under the same bound as the synthesis
+            synth = await to_thread.run_sync(state.voices.get, model_id)
+            pieces = await to_thread.run_sync(fragments, synth, ref, values["target_text"], target_language, params)
+        return Stream(_pcm_stream(state, synth.sample_rate, pieces), media_type="audio/wav",
+                      headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})  # fmt: skip
+
+
+async def _pcm_stream(state, sample_rate: int, pieces):
+    """Header first, then each fragment; an error after the first byte ends the stream (logged); a client that goes
+    away stops the synthesis at the next fragment (this generator is closed)."""
+    yield wav_header(sample_rate)
+    done = object()
+    try:
+        while True:
+            async with state.stream_slots:
+                item = await to_thread.run_sync(next, pieces, done)
+            if item is done:
+                return
+            yield pcm16(item[1])
+    except Exception as exc:
+        log.error("stream ended early: %s", exc)
+    finally:
+        close = getattr(pieces, "close", None)
+        if close is not None:
+            close()

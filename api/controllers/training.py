@@ -1,0 +1,75 @@
+"""Training: a voice from a dataset, and more epochs for a trained one (a new model version; the old one stays)."""
+
+from __future__ import annotations
+
+from anyio import to_thread
+from litestar import Controller, Request, post
+
+from api.controllers import FILE_ID, MODEL_REF
+from api.controllers.datasets import CALLBACK, _callback
+from api.errors import ApiError, message
+from api.errors import language as lang_of
+from api.schemas import Field, Form, Queued, error_responses
+from api.services import check_file_id, check_model_ref, enqueue
+from api.uploads import read_body
+
+EPOCHS = {"minimum": 1, "maximum": 1000}
+OVERRIDES = Field("overrides", "json", description="JSON list of Hydra overrides from the server's allow-list")
+TRAIN = Form(Field("file_id", required=True, pattern=FILE_ID), Field("epochs_sovits", "int", default=1, **EPOCHS),
+             Field("epochs_gpt", "int", default=1, **EPOCHS), Field("version", choices=("v2", "v4"), default="v4"),
+             Field("denoised", "bool", default=True, description="train on the denoised slices"), OVERRIDES,
+             CALLBACK)  # fmt: skip
+RESUME = Form(Field("model_id", required=True, pattern=MODEL_REF),
+              Field("epochs_sovits", "int", default=2, **EPOCHS), Field("epochs_gpt", "int", default=2, **EPOCHS),
+              OVERRIDES, CALLBACK)  # fmt: skip
+
+
+def allowed_overrides(values: dict, allow: tuple[str, ...]) -> list[str]:
+    items = values.get("overrides") or []
+    if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+        raise ApiError(422, "invalid", 'overrides must be a JSON list of "key=value" strings', name="overrides")
+    for item in items:
+        key, sep, _ = item.partition("=")
+        if not sep or key not in allow:
+            raise ApiError(422, "invalid", f"override {item[:100]!r} is not allowed; allowed keys: {', '.join(allow)}",
+                           name="overrides")  # fmt: skip
+    return items
+
+
+async def _form(request: Request, form: Form) -> dict:
+    settings = request.app.state.settings
+    values = form.parse((await read_body(request, settings.uploads_dir, 1 << 20)).fields)
+    if values.get("callback_url"):
+        _callback(values["callback_url"], settings)
+    values["overrides"] = allowed_overrides(values, settings.train_allow)
+    return values
+
+
+class TrainingController(Controller):
+    tags = ["training"]
+
+    @post("/train", status_code=200, operation_class=TRAIN.operation(), responses=error_responses(
+        400, 401, 404, 413, 415, 422, 429, 503))  # fmt: skip
+    async def train(self, request: Request) -> Queued:
+        """Train a voice (checked before it is queued: dataset, version, epochs, enough speech)."""
+        values = await _form(request, TRAIN)
+        file_id = check_file_id(values["file_id"])
+        state = request.app.state
+        if not state.store.exists(file_id):
+            raise ApiError(404, "dataset_not_found", file_id)
+        await to_thread.run_sync(state.check_speech, file_id, values["denoised"])
+        kwargs = {k: values[k] for k in ("file_id", "epochs_sovits", "epochs_gpt", "version", "denoised", "overrides")}
+        task_id = enqueue(request, "train", "mockvox.train", kwargs, values.get("callback_url"))
+        return Queued(message("queued", lang_of(request)), task_id, file_id)
+
+    @post("/resume", status_code=200, operation_class=RESUME.operation(), responses=error_responses(
+        400, 401, 404, 413, 415, 422, 429, 503))  # fmt: skip
+    async def resume(self, request: Request) -> Queued:
+        """Train a voice N / M more epochs into a new model version."""
+        values = await _form(request, RESUME)
+        ref = check_model_ref(values["model_id"])
+        model_id = await to_thread.run_sync(request.app.state.resolve_model, ref)
+        kwargs = {"model_id": model_id, "epochs_sovits": values["epochs_sovits"], "epochs_gpt": values["epochs_gpt"],
+                  "overrides": values["overrides"]}  # fmt: skip
+        task_id = enqueue(request, "resume", "mockvox.resume", kwargs, values.get("callback_url"))
+        return Queued(message("queued", lang_of(request)), task_id)

@@ -1,0 +1,156 @@
+"""Errors as the service answers them: ``{"detail", "code", "status"}`` in Chinese or English, never a bare 500.
+
+``detail`` is the message (MockVox's key), ``code`` a stable name a client can branch on. The language follows
+``Accept-Language`` (``zh`` default, as MockVox; ``en``). Errors the library raises for a bad request keep their own
+message, which names the problem, after the localised summary.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, NotAuthorizedException, ValidationException
+from litestar.exceptions import NotFoundException as RouteNotFound
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+
+log = logging.getLogger("api")
+
+MESSAGES: dict[str, tuple[str, str]] = {  # code: (zh, en); {names} are filled from the error's params
+    "too_large": ("文件大小超过限制（{limit_mb} MB）", "the request body exceeds the limit ({limit_mb} MB)"),
+    "field_too_large": ("表单字段 {name} 过大", "form field {name} is too large"),
+    "bad_body": ("请求体格式错误", "malformed request body"),
+    "bad_json": ("JSON 格式错误", "invalid JSON"),
+    "media_type": ("不支持的请求类型 {media}", "unsupported media type {media}"),
+    "missing": ("缺少参数 {name}", "missing parameter {name}"),
+    "invalid": ("参数 {name} 无效", "invalid parameter {name}"),
+    "bad_audio": ("音频文件无法使用", "the audio file cannot be used"),
+    "format": ("不支持的文件格式（支持 wav/mp3/flac/ogg）", "unsupported file format (accepted: wav, mp3, flac, ogg)"),
+    "not_found": ("未找到", "not found"),
+    "dataset_not_found": ("数据集不存在", "dataset not found"),
+    "model_not_found": ("模型不存在", "model not found"),
+    "ref_not_found": ("参考音频不存在", "reference audio not found"),
+    "task_not_found": ("任务不存在", "task not found"),
+    "not_ready": ("任务尚未完成（{status}）", "the task is not finished ({status})"),
+    "no_output": ("该任务没有音频输出", "this task has no audio output"),
+    "gone": ("结果已过期", "the result has expired"),
+    "unauthorized": ("需要有效的 API 密钥", "a valid API key is required"),
+    "too_many": ("未完成的任务过多（上限 {limit}）", "too many unfinished tasks (limit {limit})"),
+    "unavailable": ("系统暂时不可用", "the service is temporarily unavailable"),
+    "bad_request": ("请求无效", "invalid request"),
+    "method": ("不支持的请求方法 {method}", "method {method} is not allowed"),
+    "internal": ("服务器内部错误", "internal server error"),
+    "queued": ("任务已进入处理队列", "the task has entered the queue"),
+    "cancelled": ("任务已取消", "the task has been cancelled"),
+    "deleted": ("已删除", "deleted"),
+    "revised": ("ASR 校对已保存", "the ASR revision has been saved"),
+}
+
+
+def language(request: Request | None, default: str = "zh") -> str:
+    """``zh`` or ``en`` from ``Accept-Language`` (first supported tag wins)."""
+    header = request.headers.get("accept-language", "") if request is not None else ""
+    for part in header.split(","):
+        tag = part.split(";")[0].strip().lower()
+        if tag.startswith("en"):
+            return "en"
+        if tag.startswith("zh"):
+            return "zh"
+    return default
+
+
+def message(code: str, lang: str, **params) -> str:
+    zh, en = MESSAGES.get(code, MESSAGES["bad_request"])
+    template = en if lang == "en" else zh
+    try:
+        return template.format(**params)
+    except (KeyError, IndexError):
+        return template
+
+
+class ApiError(Exception):
+    """An answer with an HTTP status, a message code and its parameters (``detail`` adds the specifics)."""
+
+    def __init__(self, status: int, code: str, detail: str | None = None, **params):
+        super().__init__(detail or code)
+        self.status, self.code, self.detail, self.params = status, code, detail, params
+
+
+def _body(status: int, code: str, text: str, detail: str | None) -> dict:
+    return {"detail": f"{text}: {detail}" if detail else text, "code": code, "status": status}
+
+
+def error_response(request: Request, status: int, code: str, detail: str | None = None,
+                   headers: dict[str, str] | None = None, **params) -> Response:  # fmt: skip
+    lang = language(request, request.app.state.settings.language if request.app.state.get("settings") else "zh")
+    headers = {**(headers or {}), **({"WWW-Authenticate": "Bearer"} if status == 401 else {})}
+    return Response(_body(status, code, message(code, lang, **params), detail), status_code=status,
+                    headers=headers or None)  # fmt: skip
+
+
+def handle_api_error(request: Request, exc: ApiError) -> Response:
+    return error_response(request, exc.status, exc.code, exc.detail, **exc.params)
+
+
+def handle_validation(request: Request, exc: ValidationException) -> Response:
+    extra = exc.extra if isinstance(exc.extra, list) else []
+    names = ", ".join(str(e.get("key") or e.get("message")) for e in extra if isinstance(e, dict)) or exc.detail
+    return error_response(request, 400, "bad_request", str(names))
+
+
+def handle_http(request: Request, exc: HTTPException) -> Response:
+    if isinstance(exc, NotAuthorizedException):
+        return error_response(request, 401, "unauthorized")
+    if isinstance(exc, RouteNotFound):
+        return error_response(request, 404, "not_found", exc.detail if exc.detail != "Not Found" else None)
+    if exc.status_code >= 500:
+        return handle_internal(request, exc)
+    if exc.status_code == 405:  # RFC 9110: the answer lists the methods allowed
+        allow = (exc.headers or {}).get("allow", "")
+        return error_response(request, 405, "method", f"allowed: {allow}" if allow else None,
+                              headers={"Allow": allow} if allow else None, method=request.method)  # fmt: skip
+    code = {413: "too_large", 415: "media_type"}.get(exc.status_code, "bad_request")
+    return error_response(request, exc.status_code, code, str(exc.detail), limit_mb="?", media="?")
+
+
+def handle_library(request: Request, exc: Exception) -> Response:
+    """A library error caused by the request: its own message names the problem."""
+    return error_response(request, *library_status(exc), str(exc))
+
+
+def library_status(exc: Exception) -> tuple[int, str]:
+    from mockvox.data.store import DatasetNotFound
+    from mockvox.infer.registry import ModelNotFound
+
+    if isinstance(exc, DatasetNotFound):
+        return 404, "dataset_not_found"
+    if isinstance(exc, ModelNotFound):
+        return 404, "model_not_found"
+    return 422, "invalid"
+
+
+def handle_internal(request: Request, exc: Exception) -> Response:
+    from kombu.exceptions import OperationalError
+
+    if isinstance(exc, OperationalError | ConnectionError | TimeoutError):
+        log.warning("broker or store unreachable: %s", exc)
+        return error_response(request, 503, "unavailable", str(exc))
+    log.exception("internal error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(request, HTTP_500_INTERNAL_SERVER_ERROR, "internal")
+
+
+def exception_handlers() -> dict:
+    from mockvox.audio.io import AudioError
+    from mockvox.data.datasets import NotEnoughSpeech
+    from mockvox.data.ids import InvalidIdError
+    from mockvox.data.pipeline import RevisionError
+    from mockvox.data.store import DatasetNotFound
+    from mockvox.infer.pipeline import SynthesisError
+    from mockvox.infer.registry import ModelNotFound
+
+    library = (AudioError, NotEnoughSpeech, InvalidIdError, RevisionError, DatasetNotFound, SynthesisError,
+               ModelNotFound)  # fmt: skip
+    handlers: dict = {ApiError: handle_api_error, ValidationException: handle_validation, HTTPException: handle_http}
+    handlers.update({cls: handle_library for cls in library})
+    handlers[Exception] = handle_internal
+    return handlers

@@ -1,0 +1,102 @@
+"""Task records: every task the service issued, who owns it, its cancel flag and its worker's heartbeat.
+
+Celery's result backend holds a task's state, progress and result; it cannot tell a task it never saw from one
+still queued, nor keep anything past its expiry. The records (a SQL table through SQLAlchemy: sqlite in the state
+folder on one machine, any SQL server for many) answer those: an id not recorded was never issued (404).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+_META = sa.MetaData()
+TASKS = sa.Table(
+    "tasks",
+    _META,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),  # prepare | add | train | resume | infer
+    sa.Column("owner", sa.String(64), nullable=False, default=""),  # hash of the API key ("" without keys)
+    sa.Column("created", sa.Float, nullable=False),
+    sa.Column("params", sa.Text, nullable=False, default="{}"),  # what the request asked (JSON)
+    sa.Column("cancel", sa.Boolean, nullable=False, default=False),
+    sa.Column("heartbeat", sa.Float, nullable=True),
+    sa.Column("finished", sa.Float, nullable=True),
+    sa.Column("callback_url", sa.Text, nullable=True),
+)
+
+
+@dataclass(frozen=True)
+class Record:
+    id: str
+    kind: str
+    owner: str
+    created: float
+    params: dict[str, Any]
+    cancel: bool
+    heartbeat: float | None
+    finished: float | None
+    callback_url: str | None
+
+
+class Records:
+    """The task table (thread- and process-safe through the database)."""
+
+    def __init__(self, url: str):
+        args = {"connect_args": {"timeout": 30, "check_same_thread": False}} if url.startswith("sqlite") else {}
+        self.engine = sa.create_engine(url, pool_pre_ping=True, **args)
+        if url.startswith("sqlite"):
+            sa.event.listen(self.engine, "connect", _sqlite_wal)
+        _META.create_all(self.engine)
+
+    def add(self, task_id: str, kind: str, owner: str, params: dict, callback_url: str | None = None) -> None:
+        params_json = json.dumps(params, ensure_ascii=False)
+        row = {"id": task_id, "kind": kind, "owner": owner, "created": time.time(), "params": params_json,
+               "cancel": False, "callback_url": callback_url}  # fmt: skip
+        with self.engine.begin() as conn:
+            conn.execute(TASKS.insert().values(**row))
+
+    def get(self, task_id: str) -> Record | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(TASKS.select().where(TASKS.c.id == task_id)).mappings().first()
+        if row is None:
+            return None
+        return Record(**{**row, "params": json.loads(row["params"] or "{}"), "cancel": bool(row["cancel"])})
+
+    def _set(self, task_id: str, **values) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(TASKS.update().where(TASKS.c.id == task_id).values(**values))
+
+    def request_cancel(self, task_id: str) -> None:
+        self._set(task_id, cancel=True)
+
+    def beat(self, task_id: str) -> None:
+        self._set(task_id, heartbeat=time.time())
+
+    def finish(self, task_id: str) -> None:
+        self._set(task_id, finished=time.time())
+
+    def unfinished(self, owner: str) -> int:
+        """Tasks of ``owner`` not yet finished (nor cancelled)."""
+        query = (
+            sa.select(sa.func.count())
+            .select_from(TASKS)
+            .where(TASKS.c.owner == owner, TASKS.c.finished.is_(None), TASKS.c.cancel.is_(False))
+        )
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    def ping(self) -> None:
+        with self.engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+
+
+def _sqlite_wal(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()

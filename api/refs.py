@@ -1,0 +1,82 @@
+"""Reference recordings uploaded for synthesis: checked at upload (3-10 s, decodable), kept as WAV with metadata."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from mockvox.atomic import write_text
+from mockvox.audio.io import AudioError, load_audio, write_wav
+from mockvox.data.ids import new_file_id, validate_file_id
+
+REF_SECONDS = (3.0, 10.0)
+
+
+@dataclass(frozen=True)
+class RefInfo:
+    file_id: str
+    seconds: float
+    sample_rate: int
+    text: str | None
+    language: str | None
+    filename: str
+    created: float
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+class RefStore:
+    """``{root}/{id}.wav`` + ``{id}.json`` per reference."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    def _paths(self, ref_id: str) -> tuple[Path, Path]:
+        validate_file_id(ref_id)
+        return self.root / f"{ref_id}.wav", self.root / f"{ref_id}.json"
+
+    def add(self, upload: Path, filename: str, text: str | None, language: str | None) -> RefInfo:
+        """Check and keep a reference (``AudioError`` for undecodable audio or a duration outside 3-10 s)."""
+        import time
+
+        audio, sr = load_audio(upload)
+        seconds = len(audio) / sr
+        if not REF_SECONDS[0] <= seconds <= REF_SECONDS[1]:
+            raise AudioError(f"reference audio is {seconds:.2f} s long; accepted: 3-10 s")
+        ref_id = new_file_id()
+        wav, meta = self._paths(ref_id)
+        self.root.mkdir(parents=True, exist_ok=True)
+        write_wav(wav, audio, sr)
+        info = RefInfo(ref_id, round(seconds, 3), int(sr), text, language, Path(filename).name[:200], time.time())
+        write_text(meta, json.dumps(info.as_dict(), ensure_ascii=False))
+        return info
+
+    def get(self, ref_id: str) -> RefInfo | None:
+        wav, meta = self._paths(ref_id)
+        if not (wav.is_file() and meta.is_file()):
+            return None
+        return RefInfo(**json.loads(meta.read_text(encoding="utf-8")))
+
+    def audio(self, ref_id: str) -> Path:
+        return self._paths(ref_id)[0]
+
+    def list(self, offset: int = 0, limit: int = 50) -> tuple[list[RefInfo], int]:
+        metas = sorted(self.root.glob("*.json")) if self.root.is_dir() else []
+        page = [RefInfo(**json.loads(p.read_text(encoding="utf-8"))) for p in metas[offset : offset + limit]]
+        return page, len(metas)
+
+    def delete(self, ref_id: str) -> bool:
+        wav, meta = self._paths(ref_id)
+        found = meta.is_file()
+        meta.unlink(missing_ok=True)
+        wav.unlink(missing_ok=True)
+        return found
+
+
+def copy_upload(src: Path, dest: Path) -> Path:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(str(src), dest)
+    return dest

@@ -1,0 +1,257 @@
+"""Celery tasks: thin wrappers over the library, each with progress, a heartbeat, cancellation and a callback.
+
+Every task is given its id by the API, which recorded it first (:mod:`api.records`). A task cancelled while queued
+ends REVOKED without running; a training cancelled while running stops at its next batch (MLflow runs KILLED,
+nothing registered). A worker keeps its resources (dataset pipeline, resident voices) for its whole life.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+from contextlib import contextmanager
+
+from celery import states
+from celery.exceptions import Ignore
+
+from api.callbacks import deliver
+from api.records import Records
+from api.settings import Settings, env_settings
+from api.worker import app, configure
+
+log = logging.getLogger("api.worker")
+FEATURE_SHARE, SOVITS_SHARE = 10.0, 45.0  # % of a training's progress: features, then SoVITS, then the GPT
+
+
+@functools.cache
+def settings() -> Settings:
+    return getattr(app.conf, "mockvox_settings", None) or env_settings()
+
+
+@functools.cache
+def records() -> Records:
+    return Records(settings().records)
+
+
+class Job:
+    """One running task: progress into Celery's state, heartbeats and the cancel flag from the records."""
+
+    def __init__(self, task, kind: str):
+        self.task, self.kind, self.id = task, kind, task.request.id
+        self.records = records()
+        self._stop = threading.Event()
+        self._checked, self._cancel = 0.0, False
+
+    def progress(self, percent: float, stage: str, **info) -> None:
+        meta = {"progress": round(max(0.0, min(100.0, percent)), 1), "stage": stage, **info}
+        self.task.update_state(state="PROGRESS", meta=meta)
+
+    def cancelled(self) -> bool:
+        import time
+
+        now = time.monotonic()
+        if not self._cancel and now - self._checked >= 1.0:  # one look at the records per second at most
+            self._checked = now
+            record = self.records.get(self.id)
+            self._cancel = bool(record and record.cancel)
+        return self._cancel
+
+    def _beat(self) -> None:
+        while not self._stop.wait(settings().heartbeat_s):
+            try:
+                self.records.beat(self.id)
+            except Exception as exc:  # a records hiccup must not stop the work
+                log.warning("heartbeat of %s failed: %s", self.id, exc)
+
+    @contextmanager
+    def running(self):
+        record = self.records.get(self.id)
+        if record is not None and record.cancel:
+            self.task.update_state(state=states.REVOKED, meta={"error": "cancelled before it started"})
+            self._finish(states.REVOKED, None, "cancelled before it started")
+            raise Ignore()
+        self.records.beat(self.id)
+        beat = threading.Thread(target=self._beat, name=f"heartbeat-{self.id}", daemon=True)
+        beat.start()
+        try:
+            yield self
+        except BaseException as exc:
+            self._stop.set()
+            cancelled = type(exc).__name__ == "TrainingCancelled"
+            self._finish(states.REVOKED if cancelled else states.FAILURE, None, str(exc))
+            if cancelled:
+                self.task.update_state(state=states.REVOKED, meta={"error": str(exc)})
+                raise Ignore() from exc
+            raise
+        self._stop.set()
+
+    def done(self, results: dict) -> dict:
+        self._finish(states.SUCCESS, results, None)
+        return results
+
+    def _finish(self, status: str, results, error) -> None:
+        self.records.finish(self.id)
+        record = self.records.get(self.id)
+        if record is not None and record.callback_url:
+            payload = {"task_id": self.id, "kind": self.kind, "status": status, "results": results, "error": error}
+            threading.Thread(target=deliver, args=(settings().callbacks, record.callback_url, payload),
+                             daemon=True).start()  # fmt: skip
+
+
+# --- data -------------------------------------------------------------------------------------------------------------
+@functools.cache
+def dataset_pipeline():
+    from mockvox.config import compose, prepare_settings
+    from mockvox.data.pipeline import DatasetPipeline
+    from mockvox.data.store import DatasetStore
+
+    cfg = compose("prepare", [f"paths.data_dir={settings().data_dir}"])
+    prep, data_dir = prepare_settings(cfg)
+    return DatasetPipeline(DatasetStore(data_dir), prep)
+
+
+PREPARE_SHARES = {"slice": (0.0, 15.0), "denoise": (15.0, 35.0), "asr": (35.0, 100.0)}
+
+
+def _dataset_progress(job: Job):
+    def progress(stage: str, done: int, total: int) -> None:
+        lo, hi = PREPARE_SHARES.get(stage, (0.0, 100.0))
+        job.progress(lo + (hi - lo) * done / max(total, 1), stage, done=done, total=total)
+
+    return progress
+
+
+@app.task(bind=True, name="mockvox.prepare")
+def prepare(self, file_id: str, upload: str, language: str, denoise: bool) -> dict:
+    from pathlib import Path
+
+    job = Job(self, "prepare")
+    with job.running():
+        try:
+            result = dataset_pipeline().upload(upload, language, denoise, _dataset_progress(job), file_id=file_id)
+        finally:
+            Path(upload).unlink(missing_ok=True)
+    return job.done(result.as_dict())
+
+
+@app.task(bind=True, name="mockvox.add")
+def add(self, file_id: str, upload: str) -> dict:
+    from pathlib import Path
+
+    job = Job(self, "add")
+    with job.running():
+        try:
+            result = dataset_pipeline().add(file_id, upload, _dataset_progress(job))
+        finally:
+            Path(upload).unlink(missing_ok=True)
+    return job.done(result.as_dict())
+
+
+# --- training ---------------------------------------------------------------------------------------------------------
+class _Observer:
+    """Training progress as task progress: features 0-10 %, SoVITS 10-55 %, GPT 55-100 %."""
+
+    def __init__(self, job: Job):
+        self.job = job
+
+    def progress(self, stage: str, done: int, total: int, **info) -> None:
+        share = done / max(total, 1)
+        if stage in ("sovits", "gpt"):
+            lo, width = (
+                (FEATURE_SHARE, SOVITS_SHARE)
+                if stage == "sovits"
+                else (FEATURE_SHARE + SOVITS_SHARE, 100 - FEATURE_SHARE - SOVITS_SHARE)
+            )
+            label = f"{stage} epoch {info.get('epoch', 1)} of {info.get('epochs', 1)}"
+            self.job.progress(lo + width * share, label, **info)
+        else:
+            self.job.progress(FEATURE_SHARE * share, "features", step=stage, done=done, total=total)
+
+    def cancelled(self) -> bool:
+        return self.job.cancelled()
+
+
+def _train_base(overrides: list[str]):
+    from mockvox.train.config import compose_train
+
+    return compose_train([*settings().train_overrides, f"paths.data_dir={settings().data_dir}", *overrides])
+
+
+def _train_result(result) -> dict:
+    return {"model_id": result.model_id, "name": result.name, "version": result.version, "run_id": result.run_id,
+            "epochs": dict(result.epochs), "metrics": dict(result.metrics)}  # fmt: skip
+
+
+@app.task(bind=True, name="mockvox.train")
+def train(self, file_id: str, epochs_sovits: int, epochs_gpt: int, version: str, denoised: bool,
+          overrides: list[str]) -> dict:  # fmt: skip
+    from mockvox.train.run import train as run_training
+
+    job = Job(self, "train")
+    with job.running():
+        job.progress(0, "features")
+        cfg = _train_base(
+            [
+                f"model={version}",
+                f"data.file_id={file_id}",
+                f"epochs.sovits={epochs_sovits}",
+                f"epochs.gpt={epochs_gpt}",
+                f"data.denoise={str(bool(denoised)).lower()}",
+                *overrides,
+            ]
+        )
+        cfg.callbacks.progress = False
+        result = run_training(cfg, observer=_Observer(job))
+    return job.done(_train_result(result))
+
+
+@app.task(bind=True, name="mockvox.resume")
+def resume(self, model_id: str, epochs_sovits: int, epochs_gpt: int, overrides: list[str]) -> dict:
+    from mockvox.infer.registry import voice_cache_dir
+    from mockvox.train.resume import load_resume_state, resume_config
+    from mockvox.train.run import train as run_training
+    from mockvox.train.tracking import Tracker
+
+    job = Job(self, "resume")
+    with job.running():
+        job.progress(0, "features")
+        base = _train_base([])
+        state = load_resume_state(Tracker.from_config(base.logger), model_id, voice_cache_dir(base))
+        cfg = resume_config(state, base, epochs_sovits, epochs_gpt, overrides)
+        cfg.paths.data_dir = str(settings().data_dir)
+        cfg.callbacks.progress = False
+        result = run_training(cfg, resume=state, observer=_Observer(job))
+    return job.done({**_train_result(result), "resumed_from": state.model_id})
+
+
+# --- synthesis --------------------------------------------------------------------------------------------------------
+@functools.cache
+def voices():
+    """This worker's resident voices (built once per process)."""
+    from api.synthesis import voice_cache
+
+    return voice_cache(settings())
+
+
+@app.task(bind=True, name="mockvox.infer")
+def infer(self, model_id: str, ref: dict | None, target_text: str, target_language: str, params: dict) -> dict:
+    from api.synthesis import render
+
+    job = Job(self, "infer")
+    with job.running():
+        job.progress(0, "synthesis")
+
+        def progress(done: int, total: int) -> None:
+            job.progress(100 * done / total, "synthesis")
+
+        path, sample_rate, seconds = render(voices(), settings(), self.request.id, model_id, ref, target_text,
+                                            target_language, params, progress)  # fmt: skip
+    return job.done({"output": f"/output/{self.request.id}", "sample_rate": sample_rate, "seconds": seconds,
+                     "model_id": model_id, "file": path.name})  # fmt: skip
+
+
+def main(argv: list[str] | None = None, settings_: Settings | None = None) -> None:
+    """Run a worker (``celery worker`` with MockVox's settings)."""
+    configure(settings_ or settings())
+    app.worker_main(argv or ["worker", "--pool=solo", "--loglevel=INFO"])

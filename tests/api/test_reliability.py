@@ -1,0 +1,78 @@
+"""What a failing world does to the service: cancelled tasks, a worker killed mid-training, a broker that is down."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import httpx
+import mlflow
+
+from tests.api.conftest import Server, wait_task
+
+
+def _train(client: httpx.Client, file_id: str) -> str:
+    r = client.post("/train", data={"file_id": file_id, "version": "v2", "epochs_sovits": 1, "epochs_gpt": 1})
+    assert r.status_code == 200, r.text
+    return r.json()["task_id"]
+
+
+def _wait_stage(client: httpx.Client, task_id: str, prefix: str, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while (status := client.get(f"/tasks/{task_id}").json())["status"] in ("PENDING", "STARTED", "PROGRESS"):
+        if str(status.get("stage") or "").startswith(prefix) or time.monotonic() > deadline:
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"task {task_id} ended before {prefix}: {status}")
+
+
+def _runs(server: Server, status: str) -> int:
+    client = mlflow.MlflowClient(f"sqlite:///{server.data / 'mlflow.db'}")
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    return len(client.search_runs(experiments, f"attributes.status = '{status}'"))
+
+
+def test_cancel_queued_and_running_trainings_then_a_killed_worker_then_resume(server, client, walkthrough) -> None:
+    file_id, model_id = walkthrough["file_id"], walkthrough["model_id"]
+    models_before = {m["model_id"] for m in client.get("/models").json()["items"]}
+    version_before = client.get(f"/datasets/{file_id}").json()["version"]
+    running, queued = _train(client, file_id), _train(client, file_id)  # one train worker: the second waits
+    assert client.get(f"/tasks/{queued}").json()["status"] == "PENDING"
+    cancelled = client.delete(f"/tasks/{queued}").json()
+    assert cancelled["status"] == "REVOKED"
+    _wait_stage(client, running, "sovits")  # inside the MLflow runs
+    killed_before = _runs(server, "KILLED")
+    assert client.delete(f"/tasks/{running}").status_code == 200
+    stopped = wait_task(client, running, 300)
+    assert stopped["status"] == "REVOKED" and "cancel" in stopped["error"]
+    assert _runs(server, "KILLED") >= killed_before + 2  # the training's run and its stage run
+    lost = _train(client, file_id)
+    wait_task(client, lost, 300, until=("PROGRESS",))
+    os.kill(server.worker_pids()[1], signal.SIGKILL)  # the train worker (queues prepare, train, infer)
+    failed = wait_task(client, lost, 120)
+    assert failed["status"] == "FAILURE" and "heartbeat" in failed["error"]
+    time.sleep(3)
+    assert client.get(f"/tasks/{queued}").json()["status"] == "REVOKED"  # never ran
+    assert {m["model_id"] for m in client.get("/models").json()["items"]} == models_before  # nothing registered
+    assert client.get(f"/datasets/{file_id}").json()["version"] == version_before
+    assert client.get(f"/model/{model_id}").status_code == 200
+    server.wait_ready(60)  # the supervisor started a new train worker
+    r = client.post("/resume", data={"model_id": model_id, "epochs_sovits": 1, "epochs_gpt": 1})
+    resumed = wait_task(client, r.json()["task_id"], 600)
+    assert resumed["status"] == "SUCCESS", resumed
+    info = client.get(f"/model/{resumed['results']['model_id']}").json()
+    assert info["epochs"] == {"sovits": 2, "gpt": 2} and info["resumed_from"] == model_id
+
+
+def test_a_broker_that_is_down_gives_503(tmp_path, walkthrough, ref_clip) -> None:
+    srv = Server(tmp_path / "data", ["experiment=demo", "embedded_workers=false"],
+                 env={"MOCKVOX_BROKER_URL": "redis://127.0.0.1:9/0"})  # fmt: skip
+    try:
+        health = srv.wait_ready(120, ok=False)
+        assert health["status"] == "degraded" and health["broker"] is False
+        with httpx.Client(base_url=srv.url, timeout=60) as c, open(ref_clip, "rb") as fh:
+            r = c.post("/upload", files={"file": ("ref.wav", fh, "audio/wav")}, data={"language": "en"})
+        assert r.status_code == 503 and r.json()["code"] == "unavailable", r.text
+    finally:
+        srv.stop()
