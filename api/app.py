@@ -103,6 +103,7 @@ def _docs() -> tuple[OpenAPIConfig, object]:
         css_url=f"{assets}/swagger-ui.css",
         standalone_preset_js_url=f"{assets}/swagger-ui-standalone-preset.js",
         path="/",
+        favicon=f"<link rel='icon' type='image/png' href='{assets}/favicon-32x32.png'>",  # not the CDN default
     )
     config = OpenAPIConfig(
         title="MockVox API",

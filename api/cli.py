@@ -31,7 +31,7 @@ def _overrides(args) -> list[str]:
 
 def start_workers(queues: list[str], overrides: list[str]) -> list[subprocess.Popen]:
     """One worker process per queue (a training never holds up an upload or a synthesis)."""
-    env = {**os.environ, OVERRIDES_ENV: "\n".join(overrides)}
+    env = {**os.environ, OVERRIDES_ENV: "\n".join(overrides), "MOCKVOX_WORKER_PARENT": str(os.getpid())}
     procs = [
         subprocess.Popen([sys.executable, "-m", "api.worker.run", q], env=env, stdout=subprocess.DEVNULL)
         for q in queues
@@ -91,8 +91,9 @@ def cmd_serve(args) -> None:
                      daemon=True).start()  # fmt: skip
     try:
         print(f"MockVox API on http://{settings.host}:{settings.port} (docs: /docs)", file=sys.stderr)
+        # request heads up to 256 KB: a /streamInference URL with its longest texts, percent-encoded
         uvicorn.run("api.serve:app", factory=True, host=settings.host, port=settings.port, workers=settings.workers,
-                    log_level="warning", access_log=False)  # fmt: skip
+                    log_level="warning", access_log=False, h11_max_incomplete_event_size=256 << 10)  # fmt: skip
     finally:
         stop.set()
         stop_workers(procs)

@@ -8,6 +8,7 @@ message, which names the problem, after the localised summary.
 from __future__ import annotations
 
 import logging
+import re
 
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, NotAuthorizedException, ValidationException
@@ -93,9 +94,16 @@ def handle_api_error(request: Request, exc: ApiError) -> Response:
 
 
 def handle_validation(request: Request, exc: ValidationException) -> Response:
-    extra = exc.extra if isinstance(exc.extra, list) else []
-    names = ", ".join(str(e.get("key") or e.get("message")) for e in extra if isinstance(e, dict)) or exc.detail
-    return error_response(request, 400, "bad_request", str(names))
+    """Litestar's check of a query or path parameter: 422 naming it and what is wrong, as the forms' own checks."""
+    problems = [e for e in exc.extra if isinstance(e, dict)] if isinstance(exc.extra, list) else []
+    if problems:
+        name = str(problems[0].get("key") or "?")
+        detail = "; ".join(f"{e.get('key')}: {e.get('message')}" for e in problems)
+        return error_response(request, 422, "invalid", detail[:500], name=name)
+    missing = re.search(r"Missing required \w+ parameter '([^']+)'", str(exc.detail))
+    if missing:
+        return error_response(request, 422, "missing", None, name=missing.group(1))
+    return error_response(request, 422, "invalid", str(exc.detail)[:500], name="?")
 
 
 def handle_http(request: Request, exc: HTTPException) -> Response:

@@ -60,7 +60,7 @@ def enqueue(request: Request, kind: str, name: str, kwargs: dict, callback_url: 
     records.add(task_id, kind, who, {k: v for k, v in kwargs.items() if k != "upload"}, callback_url)
     try:
         send(name, task_id, kwargs, state.celery)
-    except (OperationalError, ConnectionError, OSError) as exc:
+    except (OperationalError, ConnectionError, OSError, RuntimeError) as exc:  # RuntimeError: Redis result store down
         records.finish(task_id)
         raise ApiError(503, "unavailable", f"the task queue is unreachable ({exc})") from None
     return task_id
@@ -83,7 +83,10 @@ def task_status(request: Request, record: Record) -> TaskOut:
 
     state = request.app.state
     result = AsyncResult(record.id, app=state.celery)
-    status, info = result.state, result.info
+    try:
+        status, info = result.state, result.info
+    except (ValueError, KeyError, TypeError) as exc:  # a result another version wrote: say so, do not fail
+        status, info = "FAILURE", f"the task's stored result cannot be read ({exc})"
     progress, stage, results, error, when = 0.0, None, None, None, record.created
     if status == "PENDING" and record.cancel:
         status, error = "REVOKED", "cancelled"

@@ -63,7 +63,7 @@ async def read_body(request: Request, spool_dir: Path, limit: int, file_fields: 
         from urllib.parse import parse_qsl
 
         try:
-            return Body(fields=dict(parse_qsl(raw.decode("utf-8"), keep_blank_values=True)))
+            return Body(fields=dict(parse_qsl(raw.decode("utf-8"), keep_blank_values=True, errors="strict")))
         except UnicodeDecodeError:
             raise ApiError(400, "bad_body", detail="the form is not UTF-8") from None
     raise ApiError(415, "media_type", media=media)

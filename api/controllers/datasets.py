@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import soundfile as sf
 from anyio import to_thread
 from litestar import Controller, Request, get, post
 from litestar.params import Parameter
 
 from api.callbacks import check_callback_url
-from api.controllers import FILE_ID
+from api.controllers import FILE_ID, path_value
 from api.errors import ApiError, message
 from api.errors import language as lang_of
 from api.schemas import LANGUAGES, Field, Form, Queued, Revised, error_responses
@@ -43,11 +45,14 @@ async def check_audio(request: Request, path, filename: str) -> float:
     return seconds
 
 
-async def _upload_body(request: Request, form: Form):
+async def _upload_body(request: Request, form: Form, check: Callable[[dict], None] | None = None):
+    """The body and its values, checked (``check``: the request's ids, before the audio is decoded)."""
     settings = request.app.state.settings
     body = await read_body(request, settings.uploads_dir, settings.limits.upload_bytes, ("file",))
     try:
         values = form.parse(body.fields)
+        if check is not None:
+            check(values)
         if "file" not in body.files:
             raise ApiError(422, "missing", "file is required", name="file")
         if values.get("callback_url"):
@@ -90,11 +95,14 @@ class DatasetController(Controller):
         400, 401, 404, 413, 415, 422, 429, 503))  # fmt: skip
     async def add(self, request: Request) -> Queued:
         """Add a recording to a dataset (same processing; its slices come after the earlier ones)."""
-        body, values = await _upload_body(request, ADD)
+
+        def known_dataset(values: dict) -> None:
+            if not request.app.state.store.exists(check_file_id(values["file_id"])):
+                raise ApiError(404, "dataset_not_found", values["file_id"])
+
+        body, values = await _upload_body(request, ADD, known_dataset)
         try:
-            file_id = check_file_id(values["file_id"])
-            if not request.app.state.store.exists(file_id):
-                raise ApiError(404, "dataset_not_found", file_id)
+            file_id = values["file_id"]
             kwargs = {"file_id": file_id, "upload": str(body.files["file"])}
             task_id = enqueue(request, "add", "mockvox.add", kwargs, values.get("callback_url"))
         except BaseException:
@@ -123,8 +131,8 @@ class DatasetController(Controller):
         return Revised(True, message("revised", lang_of(request)), file_id, result.version,
                        [r for r in result.results if r["key"] in revised])  # fmt: skip
 
-    @get("/datasets/{file_id:str}", responses=error_responses(401, 404, 422))
+    @get("/datasets/{file_id:path}", responses=error_responses(401, 404, 422))
     async def dataset(self, request: Request, file_id: str = Parameter(schema_extra={"pattern": FILE_ID})) -> dict:
         """The dataset's manifest: version, slices with transcripts, paths (as `mockvox dataset`)."""
-        check_file_id(file_id)
+        file_id = check_file_id(path_value(file_id))
         return await to_thread.run_sync(request.app.state.store.manifest, file_id)

@@ -6,7 +6,7 @@ from anyio import to_thread
 from litestar import Controller, Request, delete, get
 from litestar.params import Parameter
 
-from api.controllers import MODEL_REF
+from api.controllers import MODEL_REF, options_for, path_value
 from api.errors import ApiError, message
 from api.errors import language as lang_of
 from api.schemas import Deleted, ModelOut, ModelPage, error_responses
@@ -17,18 +17,39 @@ def _out(info: dict) -> ModelOut:
     return ModelOut(**{k: info.get(k) for k in ModelOut.__struct_fields__ if k in info})
 
 
+def check_page_token(token: str | None) -> str | None:
+    """A token as /models hands out (MLflow's: base64 of a JSON object with an offset), else 422 naming it; MLflow
+    itself lets a malformed one through as a 500."""
+    import base64
+    import binascii
+    import json
+
+    if not token:
+        return None
+    try:
+        data = json.loads(base64.b64decode(token.encode("ascii"), validate=True))
+    except (ValueError, RecursionError, binascii.Error):
+        data = None
+    shaped = isinstance(data, dict) and isinstance(data.get("experiment_ids"), list)
+    offset = data.get("offset", 0) if shaped else None
+    if type(offset) is not int or not 0 <= offset < 2**31:
+        raise ApiError(422, "invalid", "page_token is not a token /models gave", name="page_token")
+    return token
+
+
 class ModelController(Controller):
     tags = ["models"]
+    options = options_for("/model/{model_id:path}", "DELETE, GET, OPTIONS")
 
     @get("/model/{model_id:path}", responses=error_responses(401, 404, 422))
     async def info(self, request: Request, model_id: str = Parameter(schema_extra={"pattern": MODEL_REF})) -> ModelOut:
         """Version, epochs per stage, dataset and its DVC version, metrics, registry entries (no weights loaded)."""
         from mockvox.infer.registry import model_info
 
-        ref = check_model_ref(model_id.lstrip("/"))
+        ref = check_model_ref(path_value(model_id))
         return _out(await to_thread.run_sync(model_info, request.app.state.registry, ref))
 
-    @get("/models", responses=error_responses(400, 401))
+    @get("/models", responses=error_responses(400, 401, 422))
     async def list_models(self, request: Request, limit: int = Parameter(default=50, ge=1, le=500),
                           page_token: str | None = Parameter(default=None, max_length=2000)) -> ModelPage:  # fmt: skip
         """Voices, newest first; ``next_page_token`` gives the next page."""
@@ -36,16 +57,16 @@ class ModelController(Controller):
 
         from mockvox.infer.registry import summary, voice_models
 
-        registry = request.app.state.registry
+        registry, start = request.app.state.registry, check_page_token(page_token)
 
         def page():
-            models, token = voice_models(registry, limit, page_token)
+            models, token = voice_models(registry, limit, start)
             return [_out(summary(registry, m)) for m in models], token
 
         try:
             items, token = await to_thread.run_sync(page)
         except MlflowException as exc:
-            raise ApiError(400, "invalid", f"page_token: {exc.message[:200]}", name="page_token") from None
+            raise ApiError(422, "invalid", f"page_token: {exc.message[:200]}", name="page_token") from None
         return ModelPage(items, token)
 
     @delete("/model/{model_id:path}", status_code=200, responses=error_responses(401, 404, 422))
@@ -54,7 +75,7 @@ class ModelController(Controller):
         import shutil
 
         state = request.app.state
-        resolved = await to_thread.run_sync(state.resolve_model, check_model_ref(model_id.lstrip("/")))
+        resolved = await to_thread.run_sync(state.resolve_model, check_model_ref(path_value(model_id)))
         await to_thread.run_sync(state.registry.delete_voice, resolved)
         state.voices.forget(resolved)
         shutil.rmtree(state.voices.source.cache_dir / resolved, ignore_errors=True)

@@ -6,7 +6,7 @@ from anyio import to_thread
 from litestar import Controller, Request, delete, get, post
 from litestar.params import Parameter
 
-from api.controllers import FILE_ID
+from api.controllers import FILE_ID, options_for, path_value
 from api.errors import ApiError, message
 from api.errors import language as lang_of
 from api.schemas import LANGUAGES, Deleted, Field, Form, RefOut, RefPage, error_responses
@@ -24,6 +24,7 @@ def _out(info) -> RefOut:
 
 class ReferenceController(Controller):
     tags = ["references"]
+    options = options_for("/refs/{ref_id:path}", "DELETE, GET, OPTIONS")
 
     @post("/uploadRef", status_code=200, operation_class=UPLOAD_REF.operation(), responses=error_responses(
         400, 401, 413, 415, 422))  # fmt: skip
@@ -46,22 +47,24 @@ class ReferenceController(Controller):
             body.discard()
         return _out(info)
 
-    @get("/refs", responses=error_responses(400, 401))
+    @get("/refs", responses=error_responses(400, 401, 422))
     async def list_refs(self, request: Request, offset: int = Parameter(default=0, ge=0, le=10**9),
                         limit: int = Parameter(default=50, ge=1, le=500)) -> RefPage:  # fmt: skip
         """Uploaded references, oldest first."""
         items, total = await to_thread.run_sync(request.app.state.refs.list, offset, limit)
         return RefPage([_out(i) for i in items], total, offset, limit)
 
-    @get("/refs/{ref_id:str}", responses=error_responses(401, 404, 422))
+    @get("/refs/{ref_id:path}", responses=error_responses(401, 404, 422))
     async def get_ref(self, request: Request, ref_id: str = Parameter(schema_extra={"pattern": FILE_ID})) -> RefOut:
-        info = request.app.state.refs.get(check_file_id(ref_id, "ref_id"))
+        ref_id = check_file_id(path_value(ref_id), "ref_id")
+        info = request.app.state.refs.get(ref_id)
         if info is None:
             raise ApiError(404, "ref_not_found", ref_id)
         return _out(info)
 
-    @delete("/refs/{ref_id:str}", status_code=200, responses=error_responses(401, 404, 422))
+    @delete("/refs/{ref_id:path}", status_code=200, responses=error_responses(401, 404, 422))
     async def delete_ref(self, request: Request, ref_id: str = Parameter(schema_extra={"pattern": FILE_ID})) -> Deleted:
-        if not request.app.state.refs.delete(check_file_id(ref_id, "ref_id")):
+        ref_id = check_file_id(path_value(ref_id), "ref_id")
+        if not request.app.state.refs.delete(ref_id):
             raise ApiError(404, "ref_not_found", ref_id)
         return Deleted(message("deleted", lang_of(request)), ref_id)

@@ -10,7 +10,7 @@ from litestar import Controller, Request, get, post
 from litestar.params import Parameter
 from litestar.response import File, Stream
 
-from api.controllers import FILE_ID, MODEL_REF, TASK_ID
+from api.controllers import FILE_ID, MODEL_REF, TASK_ID, path_value
 from api.controllers.datasets import CALLBACK, _callback
 from api.errors import ApiError, message
 from api.errors import language as lang_of
@@ -45,10 +45,12 @@ def checked_request(request: Request, values: dict) -> tuple[str, dict | None, d
     limit = state.settings.limits.text_chars
     if len(values["target_text"]) > limit:
         raise ApiError(422, "invalid", f"target_text is longer than {limit} characters", name="target_text")
-    model_id = state.resolve_model(check_model_ref(values["model_id"]))
+    model_ref = check_model_ref(values["model_id"])  # every id's format first, then the lookups
+    ref_id = values.get("ref_audio_file_id") or None
+    ref_id = check_file_id(ref_id, "ref_audio_file_id") if ref_id else None
+    model_id = state.resolve_model(model_ref)
     ref = None
-    if values.get("ref_audio_file_id"):
-        ref_id = check_file_id(values["ref_audio_file_id"], "ref_audio_file_id")
+    if ref_id:
         info = state.refs.get(ref_id)
         if info is None:
             raise ApiError(404, "ref_not_found", ref_id)
@@ -83,12 +85,12 @@ class SynthesisController(Controller):
         task_id = enqueue(request, "infer", "mockvox.infer", kwargs, values.get("callback_url"))
         return Queued(message("queued", lang_of(request)), task_id)
 
-    @get("/output/{task_id:str}", responses={**error_responses(401, 404, 409, 410, 422)},
+    @get("/output/{task_id:path}", responses={**error_responses(401, 404, 409, 410, 422)},
          media_type="audio/wav")  # fmt: skip
     async def output(self, request: Request, task_id: str = Parameter(schema_extra={"pattern": TASK_ID})) -> File:
         """The synthesised WAV of a finished /inference task."""
-        state = request.app.state
-        record = state.records.get(check_task_id(task_id))
+        state, task_id = request.app.state, check_task_id(path_value(task_id))
+        record = state.records.get(task_id)
         if record is None:
             raise ApiError(404, "task_not_found", task_id)
         if record.kind != "infer":
@@ -106,7 +108,7 @@ class SynthesisController(Controller):
         self,
         request: Request,
         model_id: str = Parameter(schema_extra={"pattern": MODEL_REF}),
-        target_text: str = Parameter(min_length=1, max_length=100000),
+        target_text: str = Parameter(min_length=1, max_length=10000, description="at most limits.text_chars"),
         ref_audio_file_id: str | None = Parameter(default=None, schema_extra={"pattern": FILE_ID}),
         ref_text: str | None = Parameter(default=None, max_length=2000),
         ref_language: str = Parameter(default="zh", schema_extra={"enum": list(SYNTH_LANGUAGES)}),

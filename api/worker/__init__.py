@@ -48,6 +48,11 @@ def configure(settings: Settings, celery: Celery = app) -> Celery:
 def _transport_options(url: str) -> dict:
     if url.startswith(("redis://", "rediss://")):  # longer than any training: a task is never handed out twice
         return {"visibility_timeout": 7 * 24 * 3600}
+    if url.startswith("sqla+"):
+        # kombu's sqlite transport hands its options to SQLAlchemy, so its poll interval (1 s) is set on the class
+        from kombu.transport import sqlalchemy
+
+        sqlalchemy.Transport.polling_interval = 0.05
     return {}
 
 

@@ -8,6 +8,19 @@ import sys
 import warnings
 
 
+def _exit_with_parent(parent: int) -> None:
+    """A worker started by ``mockvox serve`` / ``mockvox worker`` ends when that process is gone (even killed)."""
+    import threading
+    import time
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 def main(argv: list[str] | None = None) -> None:
     from api.settings import env_settings
     from api.worker import app, configure
@@ -19,6 +32,8 @@ def main(argv: list[str] | None = None) -> None:
     configure(env_settings(), app)
     import api.worker.tasks  # noqa: F401  (registers the tasks)
 
+    if os.environ.get("MOCKVOX_WORKER_PARENT"):
+        _exit_with_parent(int(os.environ["MOCKVOX_WORKER_PARENT"]))
     name = f"{queues[0].replace(',', '+')}-{os.getpid()}@{socket.gethostname()}"
     app.worker_main(["worker", "-Q", queues[0], "--pool=solo", "-n", name, "--loglevel=WARNING",
                      "--without-gossip", "--without-mingle"])  # fmt: skip

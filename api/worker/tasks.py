@@ -68,9 +68,7 @@ class Job:
     def running(self):
         record = self.records.get(self.id)
         if record is not None and record.cancel:
-            self.task.update_state(state=states.REVOKED, meta={"error": "cancelled before it started"})
-            self._finish(states.REVOKED, None, "cancelled before it started")
-            raise Ignore()
+            self._revoked("cancelled before it started")
         self.records.beat(self.id)
         beat = threading.Thread(target=self._beat, name=f"heartbeat-{self.id}", daemon=True)
         beat.start()
@@ -81,10 +79,16 @@ class Job:
             cancelled = type(exc).__name__ == "TrainingCancelled"
             self._finish(states.REVOKED if cancelled else states.FAILURE, None, str(exc))
             if cancelled:
-                self.task.update_state(state=states.REVOKED, meta={"error": str(exc)})
+                self.task.backend.mark_as_revoked(self.id, str(exc), request=self.task.request)
                 raise Ignore() from exc
             raise
         self._stop.set()
+
+    def _revoked(self, reason: str) -> None:
+        """End as REVOKED (stored as Celery stores a revocation: a ``TaskRevokedError`` with the reason)."""
+        self.task.backend.mark_as_revoked(self.id, reason, request=self.task.request)
+        self._finish(states.REVOKED, None, reason)
+        raise Ignore()
 
     def done(self, results: dict) -> dict:
         self._finish(states.SUCCESS, results, None)

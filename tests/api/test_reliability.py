@@ -65,7 +65,7 @@ def test_cancel_queued_and_running_trainings_then_a_killed_worker_then_resume(se
     assert info["epochs"] == {"sovits": 2, "gpt": 2} and info["resumed_from"] == model_id
 
 
-def test_a_broker_that_is_down_gives_503(tmp_path, walkthrough, ref_clip) -> None:
+def test_a_broker_that_is_down_gives_503(tmp_path, ref_clip) -> None:
     srv = Server(tmp_path / "data", ["experiment=demo", "embedded_workers=false"],
                  env={"MOCKVOX_BROKER_URL": "redis://127.0.0.1:9/0"})  # fmt: skip
     try:
