@@ -40,9 +40,9 @@ def _resources(app: Litestar, settings: Settings) -> None:
     from api.synthesis import infer_config, voice_cache
     from api.worker import app as celery
     from api.worker import configure
-    from mockvox.config import compose, prepare_settings
+    from mockvox.config import compose
     from mockvox.data.datasets import require_speech
-    from mockvox.data.pipeline import DatasetPipeline
+    from mockvox.data.pipeline import DatasetPipeline, prepare_settings
     from mockvox.data.store import DatasetStore
     from mockvox.infer.registry import resolve_model_id
     from mockvox.train.config import compose_train

@@ -2,30 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import shutil
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import msgspec
+
+from api.schemas import RefOut
 from mockvox.atomic import write_text
 from mockvox.audio.io import AudioError, load_audio, write_wav
 from mockvox.data.ids import new_file_id, validate_file_id
 
 REF_SECONDS = (3.0, 10.0)
-
-
-@dataclass(frozen=True)
-class RefInfo:
-    file_id: str
-    seconds: float
-    sample_rate: int
-    text: str | None
-    language: str | None
-    filename: str
-    created: float
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 class RefStore:
@@ -38,7 +25,7 @@ class RefStore:
         validate_file_id(ref_id)
         return self.root / f"{ref_id}.wav", self.root / f"{ref_id}.json"
 
-    def add(self, upload: Path, filename: str, text: str | None, language: str | None) -> RefInfo:
+    def add(self, upload: Path, filename: str, text: str | None, language: str | None) -> RefOut:
         """Check and keep a reference (``AudioError`` for undecodable audio or a duration outside 3-10 s)."""
         import time
 
@@ -50,22 +37,22 @@ class RefStore:
         wav, meta = self._paths(ref_id)
         self.root.mkdir(parents=True, exist_ok=True)
         write_wav(wav, audio, sr)
-        info = RefInfo(ref_id, round(seconds, 3), int(sr), text, language, Path(filename).name[:200], time.time())
-        write_text(meta, json.dumps(info.as_dict(), ensure_ascii=False))
+        info = RefOut(ref_id, round(seconds, 3), int(sr), text, language, Path(filename).name[:200], time.time())
+        write_text(meta, msgspec.json.encode(info).decode())
         return info
 
-    def get(self, ref_id: str) -> RefInfo | None:
+    def get(self, ref_id: str) -> RefOut | None:
         wav, meta = self._paths(ref_id)
         if not (wav.is_file() and meta.is_file()):
             return None
-        return RefInfo(**json.loads(meta.read_text(encoding="utf-8")))
+        return msgspec.json.decode(meta.read_bytes(), type=RefOut)
 
     def audio(self, ref_id: str) -> Path:
         return self._paths(ref_id)[0]
 
-    def list(self, offset: int = 0, limit: int = 50) -> tuple[list[RefInfo], int]:
+    def list(self, offset: int = 0, limit: int = 50) -> tuple[list[RefOut], int]:
         metas = sorted(self.root.glob("*.json")) if self.root.is_dir() else []
-        page = [RefInfo(**json.loads(p.read_text(encoding="utf-8"))) for p in metas[offset : offset + limit]]
+        page = [msgspec.json.decode(p.read_bytes(), type=RefOut) for p in metas[offset : offset + limit]]
         return page, len(metas)
 
     def delete(self, ref_id: str) -> bool:

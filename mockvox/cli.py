@@ -28,8 +28,8 @@ def _bars(enabled: bool = True) -> Bars:
 
 
 def _pipeline(overrides: list[str]):
-    from mockvox.config import compose, prepare_settings
-    from mockvox.data.pipeline import DatasetPipeline
+    from mockvox.config import compose
+    from mockvox.data.pipeline import DatasetPipeline, prepare_settings
     from mockvox.data.store import DatasetStore
 
     cfg = compose("prepare", overrides)

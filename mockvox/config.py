@@ -66,25 +66,6 @@ def finalize_paths(cfg: DictConfig) -> DictConfig:
     return cfg
 
 
-def prepare_settings(cfg: DictConfig):
-    """``PrepareConfig`` and the data root from a composed ``prepare`` config."""
-    from mockvox.audio.denoise import DenoiseConfig
-    from mockvox.audio.slicer import SlicerConfig
-    from mockvox.data.asr import AsrConfig
-    from mockvox.data.pipeline import PrepareConfig
-
-    settings = PrepareConfig(
-        slicer=SlicerConfig(**cfg.slicer),
-        denoise=DenoiseConfig(**cfg.denoiser),
-        asr=AsrConfig(**cfg.asr),
-        max_seconds=float(cfg.max_seconds),
-        peak=float(cfg.peak),
-        alpha=float(cfg.alpha),
-        min_seconds=float(cfg.min_seconds),
-    )
-    return settings, Path(cfg.paths.data_dir)
-
-
 @functools.lru_cache(maxsize=1)
 def config_roots() -> frozenset[str]:
     """What an override's key can start with: the config groups of ``conf/`` and the top-level keys of its configs."""

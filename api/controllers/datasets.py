@@ -71,6 +71,17 @@ def _callback(url: str, settings) -> str:
         raise ApiError(422, "invalid", str(exc), name="callback_url") from None
 
 
+def _enqueue_upload(request: Request, body, values: dict, kind: str, kwargs: dict) -> Queued:
+    """Queue the processing of an uploaded recording; the upload is removed if it cannot be queued."""
+    try:
+        task_id = enqueue(request, kind, f"mockvox.{kind}", {**kwargs, "upload": str(body.files["file"])},
+                          values.get("callback_url"))  # fmt: skip
+    except BaseException:
+        body.discard()
+        raise
+    return Queued(message("queued", lang_of(request)), task_id, kwargs["file_id"])
+
+
 class DatasetController(Controller):
     tags = ["datasets"]
 
@@ -82,14 +93,8 @@ class DatasetController(Controller):
 
         body, values = await _upload_body(request, UPLOAD)
         file_id = new_file_id()
-        kwargs = {"file_id": file_id, "upload": str(body.files["file"]), "language": values["language"],
-                  "denoise": values["denoise"]}  # fmt: skip
-        try:
-            task_id = enqueue(request, "prepare", "mockvox.prepare", kwargs, values.get("callback_url"))
-        except BaseException:
-            body.discard()
-            raise
-        return Queued(message("queued", lang_of(request)), task_id, file_id)
+        kwargs = {"file_id": file_id, "language": values["language"], "denoise": values["denoise"]}
+        return _enqueue_upload(request, body, values, "prepare", kwargs)
 
     @post("/add", status_code=200, operation_class=ADD.operation(), responses=error_responses(
         400, 401, 404, 413, 415, 422, 429, 503))  # fmt: skip
@@ -101,14 +106,7 @@ class DatasetController(Controller):
                 raise ApiError(404, "dataset_not_found", values["file_id"])
 
         body, values = await _upload_body(request, ADD, known_dataset)
-        try:
-            file_id = values["file_id"]
-            kwargs = {"file_id": file_id, "upload": str(body.files["file"])}
-            task_id = enqueue(request, "add", "mockvox.add", kwargs, values.get("callback_url"))
-        except BaseException:
-            body.discard()
-            raise
-        return Queued(message("queued", lang_of(request)), task_id, file_id)
+        return _enqueue_upload(request, body, values, "add", {"file_id": values["file_id"]})
 
     @post("/revision", status_code=200, operation_class=REVISION.operation(), responses=error_responses(
         400, 401, 404, 413, 415, 422))  # fmt: skip

@@ -18,10 +18,6 @@ UPLOAD_REF = Form(Field("file", "file", True, description="3-10 s WAV / MP3 / FL
                   Field("language", choices=LANGUAGES, description="its language"))  # fmt: skip
 
 
-def _out(info) -> RefOut:
-    return RefOut(**info.as_dict())
-
-
 class ReferenceController(Controller):
     tags = ["references"]
     options = options_for("/refs/{ref_id:path}", "DELETE, GET, OPTIONS")
@@ -45,14 +41,14 @@ class ReferenceController(Controller):
                                             values.get("language"))  # fmt: skip
         finally:
             body.discard()
-        return _out(info)
+        return info
 
     @get("/refs", responses=error_responses(400, 401, 422))
     async def list_refs(self, request: Request, offset: int = Parameter(default=0, ge=0, le=10**9),
                         limit: int = Parameter(default=50, ge=1, le=500)) -> RefPage:  # fmt: skip
         """Uploaded references, oldest first."""
         items, total = await to_thread.run_sync(request.app.state.refs.list, offset, limit)
-        return RefPage([_out(i) for i in items], total, offset, limit)
+        return RefPage(items, total, offset, limit)
 
     @get("/refs/{ref_id:path}", responses=error_responses(401, 404, 422))
     async def get_ref(self, request: Request, ref_id: str = Parameter(schema_extra={"pattern": FILE_ID})) -> RefOut:
@@ -60,7 +56,7 @@ class ReferenceController(Controller):
         info = request.app.state.refs.get(ref_id)
         if info is None:
             raise ApiError(404, "ref_not_found", ref_id)
-        return _out(info)
+        return info
 
     @delete("/refs/{ref_id:path}", status_code=200, responses=error_responses(401, 404, 422))
     async def delete_ref(self, request: Request, ref_id: str = Parameter(schema_extra={"pattern": FILE_ID})) -> Deleted:

@@ -106,8 +106,8 @@ class Job:
 # --- data -------------------------------------------------------------------------------------------------------------
 @functools.cache
 def dataset_pipeline():
-    from mockvox.config import compose, prepare_settings
-    from mockvox.data.pipeline import DatasetPipeline
+    from mockvox.config import compose
+    from mockvox.data.pipeline import DatasetPipeline, prepare_settings
     from mockvox.data.store import DatasetStore
 
     cfg = compose("prepare", [f"paths.data_dir={settings().data_dir}"])

@@ -40,6 +40,20 @@ class PrepareConfig:
     alpha: float = 0.25
 
 
+def prepare_settings(cfg) -> tuple[PrepareConfig, Path]:
+    """``PrepareConfig`` and the data root from a composed ``prepare`` config."""
+    settings = PrepareConfig(
+        slicer=SlicerConfig(**cfg.slicer),
+        denoise=DenoiseConfig(**cfg.denoiser),
+        asr=AsrConfig(**cfg.asr),
+        max_seconds=float(cfg.max_seconds),
+        peak=float(cfg.peak),
+        alpha=float(cfg.alpha),
+        min_seconds=float(cfg.min_seconds),
+    )
+    return settings, Path(cfg.paths.data_dir)
+
+
 @dataclass
 class DatasetResult:
     file_id: str

@@ -10,7 +10,8 @@ import argparse
 import json
 from pathlib import Path
 
-from mockvox.config import load_params, prepare_settings
+from mockvox.config import load_params
+from mockvox.data.pipeline import prepare_settings
 from mockvox.data.pipeline import DatasetPipeline
 from mockvox.data.store import DatasetStore
 

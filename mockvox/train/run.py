@@ -12,7 +12,6 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
@@ -130,8 +129,3 @@ def _model_params(cfg: DictConfig, result: TrainResult, manifest: dict) -> dict:
         "epochs_gpt": result.epochs.get("gpt"),
         "sample_rate": cfg.model.sample_rate,
     }
-
-
-def instantiate_trainer(cfg: DictConfig, **kwargs):
-    """The Lightning Trainer of ``cfg.trainer`` with run-specific arguments."""
-    return hydra.utils.instantiate(cfg.trainer, **kwargs)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
@@ -84,7 +85,6 @@ def run_stage(stage: str, cfg: DictConfig, nets: Networks, features_dir: Path, t
     ``observer`` (a :class:`~mockvox.train.callbacks.TrainObserver`) hears every batch and may stop the fit.
     """
     from mockvox.train.callbacks import ObserverCallback, SampleCallback, StageProgressBar
-    from mockvox.train.run import instantiate_trainer
 
     module, data, sample_rate = (_sovits_parts if stage == "sovits" else _gpt_parts)(cfg, nets, features_dir)
     epochs = int(cfg.epochs[stage])
@@ -104,8 +104,8 @@ def run_stage(stage: str, cfg: DictConfig, nets: Networks, features_dir: Path, t
     every = int(cfg.callbacks.samples.every_n_epochs or 0)
     if every:
         callbacks.append(SampleCallback(sample_rate=sample_rate, every_n_epochs=every))
-    trainer = instantiate_trainer(
-        cfg, max_epochs=done + epochs, logger=tracker.lightning_logger(run_id) if tracker else False,
+    trainer = hydra.utils.instantiate(
+        cfg.trainer, max_epochs=done + epochs, logger=tracker.lightning_logger(run_id) if tracker else False,
         callbacks=callbacks, default_root_dir=str(workdir / stage), enable_checkpointing=False,
         enable_progress_bar=bool(cfg.callbacks.progress),
     )  # fmt: skip
