@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import re
+import threading
 import time
 import uuid
 from datetime import UTC, datetime
 
+import cachetools
 from litestar import Request
 
 from api.errors import ApiError
@@ -77,8 +79,24 @@ def _iso(ts: float | datetime | None) -> str:
     return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).isoformat()
 
 
+_ENDED: cachetools.LRUCache = cachetools.LRUCache(maxsize=4096)  # final answers never change: polled ones are free
+_ENDED_LOCK = threading.Lock()
+
+
 def task_status(request: Request, record: Record) -> TaskOut:
     """The task's Celery state, with what only the records know: cancelled while queued, lost (no heartbeat)."""
+    with _ENDED_LOCK:
+        known = _ENDED.get(record.id)
+    if known is not None:
+        return known
+    out = _task_status(request, record)
+    if out.status in FINISHED and record.finished is not None:
+        with _ENDED_LOCK:
+            _ENDED[record.id] = out
+    return out
+
+
+def _task_status(request: Request, record: Record) -> TaskOut:
     from celery.result import AsyncResult
 
     state = request.app.state

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import time
+
 from anyio import to_thread
 from litestar import Controller, Request, get
 
 from api.schemas import Health
+
+HEALTH_TTL_S = 1.0  # probes from many clients share one round of checks per second
 
 
 def _check(fn) -> bool:
@@ -59,4 +63,10 @@ class HealthController(Controller):
     @get("/health", opt={"public": True})
     async def health(self, request: Request) -> Health:
         """``status`` ok when everything the service needs answers, else degraded (which part is false)."""
-        return await to_thread.run_sync(health_of, request.app.state)
+        state = request.app.state
+        cached = state.get("health_cache")
+        if cached is not None and time.monotonic() - cached[0] < HEALTH_TTL_S:
+            return cached[1]
+        health = await to_thread.run_sync(health_of, state)
+        state.health_cache = (time.monotonic(), health)
+        return health
