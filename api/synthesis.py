@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 import struct
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
+from anyio import to_thread
 
+from api.errors import ApiError
+from api.services import check_file_id, check_model_ref
 from api.settings import Settings
+
+log = logging.getLogger("api.stream")
 
 STREAM_UNKNOWN = 0xFFFFFFFF  # RIFF and data sizes of a stream of unknown length (libsndfile and ffmpeg read it all)
 PARAMS = ("top_k", "top_p", "temperature", "repetition_penalty", "speed", "seed", "split", "sample_steps",
@@ -69,3 +75,58 @@ def pcm16(audio: np.ndarray) -> bytes:
 def fragments(synth, ref: dict | None, text: str, language: str, params: dict) -> Iterator[tuple[int, np.ndarray]]:
     """The request checked (raises before any audio), then ``(sample rate, audio)`` per text fragment."""
     return synth.fragments(*_reference(ref), text, language, synthesis_params(params))
+
+
+def checked_request(state, values: dict, param_names: tuple[str, ...]) -> tuple[str, dict | None, dict]:
+    """``(model_id, reference, params)`` of a synthesis request, every part checked (404 / 422) before any work."""
+    from mockvox.infer.pipeline import SynthesisError
+
+    limit = state.settings.limits.text_chars
+    if len(values["target_text"]) > limit:
+        raise ApiError(422, "invalid", f"target_text is longer than {limit} characters", name="target_text")
+    model_ref = check_model_ref(values["model_id"])  # every id's format first, then the lookups
+    ref_id = values.get("ref_audio_file_id") or None
+    ref_id = check_file_id(ref_id, "ref_audio_file_id") if ref_id else None
+    model_id = state.resolve_model(model_ref)
+    ref = None
+    if ref_id:
+        info = state.refs.get(ref_id)
+        if info is None:
+            raise ApiError(404, "ref_not_found", ref_id)
+        text = values.get("ref_text") or info.text
+        if not text:
+            raise ApiError(422, "missing", "ref_text is required (the reference has no stored transcript)",
+                           name="ref_text")  # fmt: skip
+        ref = {"audio": str(state.refs.audio(ref_id)), "text": text,
+               "language": values.get("ref_language") or info.language or "zh"}  # fmt: skip
+    params = {name: values.get(name) for name in param_names}
+    try:
+        synthesis_params(params).check()
+    except SynthesisError as exc:
+        raise ApiError(422, "invalid", str(exc), name="params") from None
+    return model_id, ref, params
+
+
+async def pcm_stream(state, sample_rate: int, pieces):
+    """Header first, then each fragment; an error after the first byte ends the stream (logged); a client that goes
+    away stops the synthesis at the next fragment (this generator is closed)."""
+    yield wav_header(sample_rate)
+    done, sent, finished = object(), 0, False
+    try:
+        while True:
+            async with state.stream_slots:
+                item = await to_thread.run_sync(next, pieces, done)
+            if item is done:
+                finished = True
+                return
+            yield pcm16(item[1])
+            sent += 1
+    except Exception as exc:
+        finished = True
+        log.error("stream ended early after %d fragment(s): %s", sent, exc)
+    finally:
+        close = getattr(pieces, "close", None)
+        if close is not None:
+            close()
+        if not finished:
+            log.info("stream stopped after %d fragment(s): the client went away", sent)

@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-import soundfile as sf
 from anyio import to_thread
 from litestar import Controller, Request, get, post
 from litestar.params import Parameter
 
-from api.callbacks import check_callback_url
 from api.controllers import FILE_ID, path_value
 from api.errors import ApiError, message
 from api.errors import language as lang_of
+from api.intake import CALLBACK, enqueue_upload, upload_body
 from api.schemas import LANGUAGES, Field, Form, Queued, Revised, error_responses
-from api.services import check_file_id, enqueue
+from api.services import check_file_id
 from api.uploads import read_body
 
-FORMATS = (".wav", ".mp3", ".flac", ".ogg")
-CALLBACK = Field("callback_url", description="POSTed a signed JSON when the task ends (allowed hosts only)")
 UPLOAD = Form(Field("file", "file", True, description="WAV / MP3 / FLAC / OGG recording"),
               Field("language", choices=LANGUAGES, default="zh", description="spoken language"),
               Field("denoise", "bool", default=True, description="denoise the slices"), CALLBACK)  # fmt: skip
@@ -30,58 +25,6 @@ REVISION = Form(Field("file_id", required=True, pattern=FILE_ID), Field("results
     Field("remove", "json", description="JSON list of slice keys to drop"))  # fmt: skip
 
 
-async def check_audio(request: Request, path, filename: str) -> float:
-    """Seconds of a decodable recording in an accepted format, within the service's limits (else 4xx)."""
-    if not filename.lower().endswith(FORMATS):
-        raise ApiError(422, "format", f"file {filename[:100]!r}")
-    try:
-        info = await to_thread.run_sync(sf.info, str(path))
-    except (RuntimeError, sf.LibsndfileError) as exc:
-        raise ApiError(422, "bad_audio", f"{filename[:100]!r} cannot be decoded ({exc})") from None
-    seconds = float(info.duration)
-    prep = request.app.state.prepare_limits
-    if not prep[0] <= seconds <= prep[1]:
-        raise ApiError(422, "bad_audio", f"the recording is {seconds:.2f} s long; accepted: {prep[0]:g}-{prep[1]:g} s")
-    return seconds
-
-
-async def _upload_body(request: Request, form: Form, check: Callable[[dict], None] | None = None):
-    """The body and its values, checked (``check``: the request's ids, before the audio is decoded)."""
-    settings = request.app.state.settings
-    body = await read_body(request, settings.uploads_dir, settings.limits.upload_bytes, ("file",))
-    try:
-        values = form.parse(body.fields)
-        if check is not None:
-            check(values)
-        if "file" not in body.files:
-            raise ApiError(422, "missing", "file is required", name="file")
-        if values.get("callback_url"):
-            _callback(values["callback_url"], settings)
-        await check_audio(request, body.files["file"], body.filenames["file"])
-    except BaseException:
-        body.discard()
-        raise
-    return body, values
-
-
-def _callback(url: str, settings) -> str:
-    try:
-        return check_callback_url(url, settings.callbacks)
-    except ValueError as exc:
-        raise ApiError(422, "invalid", str(exc), name="callback_url") from None
-
-
-def _enqueue_upload(request: Request, body, values: dict, kind: str, kwargs: dict) -> Queued:
-    """Queue the processing of an uploaded recording; the upload is removed if it cannot be queued."""
-    try:
-        task_id = enqueue(request, kind, f"mockvox.{kind}", {**kwargs, "upload": str(body.files["file"])},
-                          values.get("callback_url"))  # fmt: skip
-    except BaseException:
-        body.discard()
-        raise
-    return Queued(message("queued", lang_of(request)), task_id, kwargs["file_id"])
-
-
 class DatasetController(Controller):
     tags = ["datasets"]
 
@@ -91,10 +34,10 @@ class DatasetController(Controller):
         """Upload a recording: it is sliced, denoised and transcribed by a worker (progress in /tasks)."""
         from mockvox.data.ids import new_file_id
 
-        body, values = await _upload_body(request, UPLOAD)
+        body, values = await upload_body(request, UPLOAD)
         file_id = new_file_id()
         kwargs = {"file_id": file_id, "language": values["language"], "denoise": values["denoise"]}
-        return _enqueue_upload(request, body, values, "prepare", kwargs)
+        return enqueue_upload(request, body, values, "prepare", kwargs)
 
     @post("/add", status_code=200, operation_class=ADD.operation(), responses=error_responses(
         400, 401, 404, 413, 415, 422, 429, 503))  # fmt: skip
@@ -105,8 +48,8 @@ class DatasetController(Controller):
             if not request.app.state.store.exists(check_file_id(values["file_id"])):
                 raise ApiError(404, "dataset_not_found", values["file_id"])
 
-        body, values = await _upload_body(request, ADD, known_dataset)
-        return _enqueue_upload(request, body, values, "add", {"file_id": values["file_id"]})
+        body, values = await upload_body(request, ADD, known_dataset)
+        return enqueue_upload(request, body, values, "add", {"file_id": values["file_id"]})
 
     @post("/revision", status_code=200, operation_class=REVISION.operation(), responses=error_responses(
         400, 401, 404, 413, 415, 422))  # fmt: skip

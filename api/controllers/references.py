@@ -9,6 +9,7 @@ from litestar.params import Parameter
 from api.controllers import FILE_ID, options_for, path_value
 from api.errors import ApiError, message
 from api.errors import language as lang_of
+from api.intake import FORMATS
 from api.schemas import LANGUAGES, Deleted, Field, Form, RefOut, RefPage, error_responses
 from api.services import check_file_id
 from api.uploads import read_body
@@ -26,8 +27,6 @@ class ReferenceController(Controller):
         400, 401, 413, 415, 422))  # fmt: skip
     async def upload_ref(self, request: Request) -> RefOut:
         """Keep a reference recording; its duration is checked here, not at synthesis."""
-        from api.controllers.datasets import FORMATS
-
         settings = request.app.state.settings
         body = await read_body(request, settings.uploads_dir, settings.limits.upload_bytes, ("file",))
         try:

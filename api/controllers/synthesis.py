@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import time
 
 from anyio import to_thread
@@ -11,15 +10,14 @@ from litestar.params import Parameter
 from litestar.response import File, Stream
 
 from api.controllers import FILE_ID, MODEL_REF, TASK_ID, path_value
-from api.controllers.datasets import CALLBACK, _callback
 from api.errors import ApiError, message
 from api.errors import language as lang_of
+from api.intake import CALLBACK, check_callback
 from api.schemas import SYNTH_LANGUAGES, Field, Form, Queued, error_responses
-from api.services import check_file_id, check_model_ref, check_task_id, enqueue, task_status
-from api.synthesis import fragments, pcm16, synthesis_params, wav_header
+from api.services import check_task_id, enqueue, task_status
+from api.synthesis import checked_request, fragments, pcm_stream
 from api.uploads import read_body
 
-log = logging.getLogger("api.stream")
 SPLITS = ("cut0", "cut1", "cut2", "cut3", "cut4", "cut5")
 SAMPLING = (Field("top_p", "float", default=1.0, minimum=0.01, maximum=1),
             Field("top_k", "int", default=15, minimum=1, maximum=1000),
@@ -31,41 +29,11 @@ SAMPLING = (Field("top_p", "float", default=1.0, minimum=0.01, maximum=1),
             Field("sample_steps", "int", default=32, minimum=1, maximum=128, description="v4 only"),
             Field("max_tokens", "int", default=1500, minimum=1, maximum=1500, description="semantic tokens per "
                   "fragment at most (25 per second of speech)"))  # fmt: skip
+PARAM_NAMES = tuple(f.name for f in SAMPLING)
 INFERENCE = Form(Field("model_id", required=True, pattern=MODEL_REF), Field("ref_audio_file_id", description=(
     "from /uploadRef; absent: the voice's default reference"), pattern=FILE_ID), Field("ref_text", max_length=2000),
     Field("ref_language", choices=SYNTH_LANGUAGES, default="zh"), Field("target_text", required=True),
     Field("target_language", choices=SYNTH_LANGUAGES, default="zh"), *SAMPLING, CALLBACK)  # fmt: skip
-
-
-def checked_request(request: Request, values: dict) -> tuple[str, dict | None, dict]:
-    """``(model_id, reference, params)`` of a synthesis request, every part checked (404 / 422) before any work."""
-    from mockvox.infer.pipeline import SynthesisError
-
-    state = request.app.state
-    limit = state.settings.limits.text_chars
-    if len(values["target_text"]) > limit:
-        raise ApiError(422, "invalid", f"target_text is longer than {limit} characters", name="target_text")
-    model_ref = check_model_ref(values["model_id"])  # every id's format first, then the lookups
-    ref_id = values.get("ref_audio_file_id") or None
-    ref_id = check_file_id(ref_id, "ref_audio_file_id") if ref_id else None
-    model_id = state.resolve_model(model_ref)
-    ref = None
-    if ref_id:
-        info = state.refs.get(ref_id)
-        if info is None:
-            raise ApiError(404, "ref_not_found", ref_id)
-        text = values.get("ref_text") or info.text
-        if not text:
-            raise ApiError(422, "missing", "ref_text is required (the reference has no stored transcript)",
-                           name="ref_text")  # fmt: skip
-        ref = {"audio": str(state.refs.audio(ref_id)), "text": text,
-               "language": values.get("ref_language") or info.language or "zh"}  # fmt: skip
-    params = {f.name: values.get(f.name) for f in SAMPLING}
-    try:
-        synthesis_params(params).check()
-    except SynthesisError as exc:
-        raise ApiError(422, "invalid", str(exc), name="params") from None
-    return model_id, ref, params
 
 
 class SynthesisController(Controller):
@@ -78,8 +46,8 @@ class SynthesisController(Controller):
         settings = request.app.state.settings
         values = INFERENCE.parse((await read_body(request, settings.uploads_dir, 1 << 20)).fields)
         if values.get("callback_url"):
-            _callback(values["callback_url"], settings)
-        model_id, ref, params = await to_thread.run_sync(checked_request, request, values)
+            check_callback(values["callback_url"], settings)
+        model_id, ref, params = await to_thread.run_sync(checked_request, request.app.state, values, PARAM_NAMES)
         kwargs = {"model_id": model_id, "ref": ref, "target_text": values["target_text"],
                   "target_language": values["target_language"], "params": params}  # fmt: skip
         task_id = enqueue(request, "infer", "mockvox.infer", kwargs, values.get("callback_url"))
@@ -129,29 +97,9 @@ class SynthesisController(Controller):
                               ("split", SPLITS)):  # fmt: skip
             Field(name, choices=choices).parse(values[name])
         state = request.app.state
-        model_id, ref, params = await to_thread.run_sync(checked_request, request, values)
+        model_id, ref, params = await to_thread.run_sync(checked_request, request.app.state, values, PARAM_NAMES)
         async with state.stream_slots:  # load and check under the same bound as the synthesis
             synth = await to_thread.run_sync(state.voices.get, model_id)
             pieces = await to_thread.run_sync(fragments, synth, ref, values["target_text"], target_language, params)
-        return Stream(_pcm_stream(state, synth.sample_rate, pieces), media_type="audio/wav",
+        return Stream(pcm_stream(state, synth.sample_rate, pieces), media_type="audio/wav",
                       headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})  # fmt: skip
-
-
-async def _pcm_stream(state, sample_rate: int, pieces):
-    """Header first, then each fragment; an error after the first byte ends the stream (logged); a client that goes
-    away stops the synthesis at the next fragment (this generator is closed)."""
-    yield wav_header(sample_rate)
-    done = object()
-    try:
-        while True:
-            async with state.stream_slots:
-                item = await to_thread.run_sync(next, pieces, done)
-            if item is done:
-                return
-            yield pcm16(item[1])
-    except Exception as exc:
-        log.error("stream ended early: %s", exc)
-    finally:
-        close = getattr(pieces, "close", None)
-        if close is not None:
-            close()

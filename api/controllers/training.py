@@ -6,9 +6,9 @@ from anyio import to_thread
 from litestar import Controller, Request, post
 
 from api.controllers import FILE_ID, MODEL_REF
-from api.controllers.datasets import CALLBACK, _callback
 from api.errors import ApiError, message
 from api.errors import language as lang_of
+from api.intake import CALLBACK, check_callback
 from api.schemas import Field, Form, Queued, error_responses
 from api.services import check_file_id, check_model_ref, enqueue
 from api.uploads import read_body
@@ -40,7 +40,7 @@ async def _form(request: Request, form: Form) -> dict:
     settings = request.app.state.settings
     values = form.parse((await read_body(request, settings.uploads_dir, 1 << 20)).fields)
     if values.get("callback_url"):
-        _callback(values["callback_url"], settings)
+        check_callback(values["callback_url"], settings)
     values["overrides"] = allowed_overrides(values, settings.train_allow)
     return values
 

@@ -1,0 +1,71 @@
+"""What a request brings, checked before anything is kept or queued: uploaded recordings and callback URLs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import soundfile as sf
+from anyio import to_thread
+from litestar import Request
+
+from api.callbacks import check_callback_url
+from api.errors import ApiError, message
+from api.errors import language as lang_of
+from api.schemas import Field, Form, Queued
+from api.services import enqueue
+from api.uploads import read_body
+
+FORMATS = (".wav", ".mp3", ".flac", ".ogg")
+CALLBACK = Field("callback_url", description="POSTed a signed JSON when the task ends (allowed hosts only)")
+
+
+async def check_audio(request: Request, path, filename: str) -> float:
+    """Seconds of a decodable recording in an accepted format, within the service's limits (else 4xx)."""
+    if not filename.lower().endswith(FORMATS):
+        raise ApiError(422, "format", f"file {filename[:100]!r}")
+    try:
+        info = await to_thread.run_sync(sf.info, str(path))
+    except (RuntimeError, sf.LibsndfileError) as exc:
+        raise ApiError(422, "bad_audio", f"{filename[:100]!r} cannot be decoded ({exc})") from None
+    seconds = float(info.duration)
+    prep = request.app.state.prepare_limits
+    if not prep[0] <= seconds <= prep[1]:
+        raise ApiError(422, "bad_audio", f"the recording is {seconds:.2f} s long; accepted: {prep[0]:g}-{prep[1]:g} s")
+    return seconds
+
+
+async def upload_body(request: Request, form: Form, check: Callable[[dict], None] | None = None):
+    """The body and its values, checked (``check``: the request's ids, before the audio is decoded)."""
+    settings = request.app.state.settings
+    body = await read_body(request, settings.uploads_dir, settings.limits.upload_bytes, ("file",))
+    try:
+        values = form.parse(body.fields)
+        if check is not None:
+            check(values)
+        if "file" not in body.files:
+            raise ApiError(422, "missing", "file is required", name="file")
+        if values.get("callback_url"):
+            check_callback(values["callback_url"], settings)
+        await check_audio(request, body.files["file"], body.filenames["file"])
+    except BaseException:
+        body.discard()
+        raise
+    return body, values
+
+
+def check_callback(url: str, settings) -> str:
+    try:
+        return check_callback_url(url, settings.callbacks)
+    except ValueError as exc:
+        raise ApiError(422, "invalid", str(exc), name="callback_url") from None
+
+
+def enqueue_upload(request: Request, body, values: dict, kind: str, kwargs: dict) -> Queued:
+    """Queue the processing of an uploaded recording; the upload is removed if it cannot be queued."""
+    try:
+        task_id = enqueue(request, kind, f"mockvox.{kind}", {**kwargs, "upload": str(body.files["file"])},
+                          values.get("callback_url"))  # fmt: skip
+    except BaseException:
+        body.discard()
+        raise
+    return Queued(message("queued", lang_of(request)), task_id, kwargs["file_id"])
