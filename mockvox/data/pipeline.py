@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import filelock
 import numpy as np
 
 from mockvox.audio.denoise import DenoiseConfig, denoise
@@ -102,6 +103,12 @@ class DatasetPipeline:
             self._versioner = DatasetVersioner(self.store)
         return self._versioner
 
+    def locked(self, file_id: str) -> filelock.FileLock:
+        """One change at a time per dataset, across threads and processes (an API revising while a worker adds)."""
+        folder = self.store.root / ".locks"
+        folder.mkdir(parents=True, exist_ok=True)
+        return filelock.FileLock(folder / f"{validate_file_id(file_id)}.lock", timeout=3600)
+
     # -- operations ---------------------------------------------------------------------------------------------
     def upload(
         self,
@@ -140,6 +147,10 @@ class DatasetPipeline:
 
     def add(self, file_id: str, path: str | os.PathLike, progress: Progress = _no_progress) -> DatasetResult:
         """Append a recording to an existing dataset; its slices are placed after every earlier source."""
+        with self.locked(file_id):
+            return self._add(file_id, path, progress)
+
+    def _add(self, file_id: str, path: str | os.PathLike, progress: Progress) -> DatasetResult:
         output = self.store.read_output(file_id)
         info = self.store.read_dataset(file_id)
         audio = self._load(path)
@@ -166,6 +177,10 @@ class DatasetPipeline:
 
     def revise(self, file_id: str, results: Iterable[dict], remove: Iterable[str] = ()) -> DatasetResult:
         """Set the text of the given keys (others keep theirs); ``remove`` drops slices from the dataset."""
+        with self.locked(file_id):
+            return self._revise(file_id, results, remove)
+
+    def _revise(self, file_id: str, results: Iterable[dict], remove: Iterable[str]) -> DatasetResult:
         output = self.store.read_output(file_id)
         info = self.store.read_dataset(file_id)
         texts, remove = self._check_revision(output, results, remove)

@@ -186,3 +186,29 @@ def test_empty_transcripts_are_flagged_excluded_from_training_and_cleared_by_rev
     assert pipeline.store.manifest(result.file_id)["empty"] == []
     again = extract_features(pipeline.store, result.file_id, extractors, tmp_path / "cache", use_denoised=False)
     assert flagged["key"] in json.loads((again / "meta.json").read_text())["keys"]
+
+
+def test_concurrent_changes_from_two_pipelines_are_all_kept(pipeline, uploaded):
+    """Two processes' pipelines (an API revising, a worker adding) on one dataset: no change is lost."""
+    import threading
+    import time
+
+    slow = DatasetPipeline(DatasetStore(pipeline.store.root), pipeline.cfg, pipeline.transcriber)
+    commit = slow._commit
+
+    def slow_commit(*args, **kwargs):  # holds its read of the dataset for a second before writing
+        time.sleep(1.0)
+        return commit(*args, **kwargs)
+
+    slow._commit = slow_commit
+    first, second = (r["key"] for r in uploaded.results[:2])
+    worker = threading.Thread(
+        target=slow.revise, args=(uploaded.file_id, [{"key": first, "text": "from the slow one"}])
+    )
+    worker.start()
+    time.sleep(0.3)  # the slow revision has read the dataset and waits to write it
+    pipeline.revise(uploaded.file_id, [{"key": second, "text": "from the quick one"}])
+    worker.join()
+    texts = {r["key"]: r["text"] for r in pipeline.store.read_output(uploaded.file_id)["results"]}
+    assert texts[first] == "from the slow one" and texts[second] == "from the quick one"
+    assert len(pipeline.store.versions(uploaded.file_id)) == 3  # the upload and both revisions
