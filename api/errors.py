@@ -32,7 +32,7 @@ MESSAGES: dict[str, tuple[str, str]] = {  # code: (zh, en); {names} are filled f
     "model_not_found": ("模型不存在", "model not found"),
     "ref_not_found": ("参考音频不存在", "reference audio not found"),
     "task_not_found": ("任务不存在", "task not found"),
-    "not_ready": ("任务尚未完成（{status}）", "the task is not finished ({status})"),
+    "not_ready": ("任务尚未完成（{state}）", "the task is not finished ({state})"),
     "no_output": ("该任务没有音频输出", "this task has no audio output"),
     "gone": ("结果已过期", "the result has expired"),
     "unauthorized": ("需要有效的 API 密钥", "a valid API key is required"),

@@ -65,7 +65,7 @@ class SynthesisController(Controller):
             raise ApiError(404, "no_output", f"task {task_id} is a {record.kind} task")
         status = (await to_thread.run_sync(task_status, request, record)).status
         if status != "SUCCESS":
-            raise ApiError(409, "not_ready", status=status)
+            raise ApiError(409, "not_ready", state=status)
         path = state.settings.outputs_dir / f"{task_id}.wav"
         if not path.is_file() or time.time() - path.stat().st_mtime > state.settings.outputs_hours * 3600:
             raise ApiError(410, "gone", task_id)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -51,3 +53,21 @@ def test_concurrent_requests_equal_the_same_requests_alone(server, two_voices) -
         assert len(a) > 44 and a == b, f"{fn.__name__} {params} differs when run with 19 others"
     same = {**_params(two_voices[0], 0)}
     assert _stream(server.url, same) != _stream(server.url, {**same, "model_id": two_voices[1]})  # two real voices
+
+
+def test_a_client_that_goes_away_stops_its_synthesis(server, walkthrough) -> None:
+    text = " ".join(f"Sentence number {n}, spoken slowly." for n in range(1, 25))
+    params = {"model_id": walkthrough["model_id"], "target_text": text, "target_language": "en", "split": "cut5",
+              "max_tokens": 30, "seed": 3}  # fmt: skip
+    with httpx.Client(base_url=server.url, timeout=120) as c, c.stream("GET", "/streamInference", params=params) as r:
+        assert r.status_code == 200
+        first = next(r.iter_bytes())
+        assert first[:4] == b"RIFF"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        found = re.findall(r"stream stopped after (\d+) fragment\(s\): the client went away", server.output())
+        if found:
+            assert int(found[-1]) < 24  # it did not synthesise the rest for nobody
+            return
+        time.sleep(0.5)
+    raise AssertionError("the server kept synthesising for a client that had gone")

@@ -39,3 +39,61 @@ def test_the_readme_walkthrough_runs_the_whole_flow(walkthrough, client) -> None
     assert wav.headers["content-disposition"].startswith("attachment") and wav.headers["content-type"] == "audio/wav"
     assert sf.read(io.BytesIO(wav.content), dtype="int16")[0].tolist() == speech.tolist()
     assert "model m-" in w["stdout"] and "resumed m-" in w["stdout"]
+
+
+def test_requests_are_checked_before_anything_is_queued(walkthrough, client, ref_clip, tmp_path) -> None:
+    from tests.api.conftest import wait_task as wait
+
+    file_id, model_id = walkthrough["file_id"], walkthrough["model_id"]
+    key = client.get(f"/datasets/{file_id}").json()["results"][1]["key"]
+    for results, named in (([{"key": "0000000000_0000000001", "text": "x"}], "0000000000_0000000001"),
+                           ([{"key": key, "text": "a"}, {"key": key, "text": "b"}], key),
+                           ([{"key": key, "text": "  "}], key)):  # fmt: skip
+        r = client.post("/revision", json={"file_id": file_id, "results": results})
+        assert r.status_code == 422 and named in r.json()["detail"], r.text
+    r = client.post("/revision", data={"file_id": file_id, "results": "[{not json"})
+    assert r.status_code == 422 and "results" in r.json()["detail"]
+    for form, field in (({"version": "v3"}, "version"), ({"epochs_sovits": 0}, "epochs_sovits"),
+                        ({"epochs_gpt": -2}, "epochs_gpt")):  # fmt: skip
+        r = client.post("/train", data={"file_id": file_id, **form})
+        assert r.status_code == 422 and field in r.json()["detail"], r.text
+    short = tmp_path / "short.wav"
+    audio, sr = sf.read(ref_clip)
+    sf.write(short, audio[: 2 * sr], sr)
+    with open(short, "rb") as fh:
+        r = client.post("/uploadRef", files={"file": ("short.wav", fh)})
+    assert r.status_code == 422 and "3-10 s" in r.json()["detail"]
+    with open(short, "rb") as fh:
+        small = client.post("/upload", files={"file": ("short.wav", fh)}, data={"language": "en"}).json()
+    assert wait(client, small["task_id"])["status"] == "SUCCESS"
+    r = client.post("/train", data={"file_id": small["file_id"]})
+    assert r.status_code == 422 and "speech" in r.json()["detail"]  # too little speech: refused, nothing queued
+    synth = {"model_id": model_id, "target_text": "Hello.", "target_language": "en"}
+    assert client.post("/inference", data={**synth, "model_id": "m-" + "0" * 32}).status_code == 404
+    assert client.post("/inference", data={**synth, "ref_audio_file_id": file_id}).status_code == 404
+    r = client.post("/inference", data={**synth, "target_language": "xx"})
+    assert r.status_code == 422 and "target_language" in r.json()["detail"]
+    r = client.get("/streamInference", params={**synth, "target_language": "xx"})
+    assert r.status_code == 422 and r.headers["content-type"].startswith("application/json")
+    name = client.get(f"/model/{model_id}").json()["registered"][0]["name"]
+    for ref in (f"models:/{name}/1", f"models:/{name}@latest"):
+        assert client.get(f"/model/{ref}").json()["model_id"] == model_id
+    queued = client.post("/inference", data={**synth, "model_id": f"models:/{name}/1", "max_tokens": 5}).json()
+    early = client.get(f"/output/{queued['task_id']}")
+    if client.get(f"/tasks/{queued['task_id']}").json()["status"] != "SUCCESS":  # asked before it was done
+        assert early.status_code == 409 and early.json()["code"] == "not_ready", early.text
+    assert wait(client, queued["task_id"])["results"]["model_id"] == model_id
+
+
+def test_outputs_expire(walkthrough, client, server) -> None:
+    import os
+    import time
+
+    task = walkthrough["task_id"]
+    wav = server.data / "api" / "outputs" / f"{task}.wav"
+    old = time.time() - 25 * 3600
+    os.utime(wav, (old, old))
+    r = client.get(f"/output/{task}")
+    assert r.status_code == 410 and r.json()["code"] == "gone"
+    unknown = client.get("/output/00000000-0000-4000-8000-000000000000")
+    assert unknown.status_code == 404
