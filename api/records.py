@@ -27,6 +27,7 @@ TASKS = sa.Table(
     sa.Column("heartbeat", sa.Float, nullable=True),
     sa.Column("finished", sa.Float, nullable=True),
     sa.Column("callback_url", sa.Text, nullable=True),
+    sa.Column("run_id", sa.String(64), nullable=True),  # a training's MLflow run
 )
 
 
@@ -41,6 +42,7 @@ class Record:
     heartbeat: float | None
     finished: float | None
     callback_url: str | None
+    run_id: str | None = None
 
 
 class Records:
@@ -76,6 +78,9 @@ class Records:
 
     def beat(self, task_id: str) -> None:
         self._set(task_id, heartbeat=time.time())
+
+    def set_run(self, task_id: str, run_id: str) -> None:
+        self._set(task_id, run_id=run_id)
 
     def finish(self, task_id: str) -> None:
         self._set(task_id, finished=time.time())

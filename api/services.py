@@ -128,8 +128,14 @@ def _lost(record: Record, settings: Settings) -> bool:
 
 
 def _mark_lost(state, record: Record, error: str) -> None:
+    """Write the loss down: the task FAILURE in Celery's backend, its training's MLflow runs KILLED."""
     try:
         state.celery.backend.mark_as_failure(record.id, RuntimeError(error))
     except Exception:  # the status answer stands even if the backend cannot be written now
         pass
+    if record.run_id:
+        try:
+            state.registry.end_runs(record.run_id, "KILLED")
+        except Exception:  # the tracking store may be away; the task's answer does not depend on it
+            pass
     state.records.finish(record.id)

@@ -175,6 +175,9 @@ class _Observer:
     def cancelled(self) -> bool:
         return self.job.cancelled()
 
+    def run_started(self, run_id: str) -> None:
+        self.job.records.set_run(self.job.id, run_id)
+
 
 def _train_base(overrides: list[str]):
     from mockvox.train.config import compose_train

@@ -199,6 +199,10 @@ class TrainObserver:
     def cancelled(self) -> bool:
         return False
 
+    def run_started(self, run_id: str) -> None:
+        """The training's MLflow run (its stage runs are children of it)."""
+        return None
+
 
 class ObserverCallback(L.Callback):
     """Reports a fit's batches to a :class:`TrainObserver` and stops it (next batch) when the observer says so."""

@@ -77,6 +77,8 @@ def train(cfg: DictConfig, store: DatasetStore | None = None, resume: ResumeStat
     parent = tracker.run(f"{name}", tags) if tracker else nullcontext(None)
     try:
         with parent as run_id:
+            if observer is not None and run_id:
+                observer.run_started(run_id)
             if tracker:
                 tracker.log_params(run_id, flatten(OmegaConf.to_container(cfg, resolve=True)))
             result = _train_stages(cfg, nets, features_dir, tracker, run_id, resume, workdir, observer)

@@ -162,6 +162,17 @@ class Tracker(Registry):
         model_id = model_uri.removeprefix("models:/") if model_uri.startswith("models:/m-") else None
         return self.client.create_model_version(name, model_uri, tags=dict(tags or {}), model_id=model_id)
 
+    def end_runs(self, run_id: str, status: str = "KILLED") -> int:
+        """End a run and its child runs that are still RUNNING (a training whose process died); returns how many."""
+        run = self.client.get_run(run_id)
+        children = self.client.search_runs([run.info.experiment_id], f"tags.`{PARENT_TAG}` = '{run_id}'")
+        ended = 0
+        for r in [run, *children]:
+            if r.info.status == "RUNNING":
+                self.client.set_terminated(r.info.run_id, status)
+                ended += 1
+        return ended
+
     def delete_voice(self, model_id: str) -> list[dict]:
         """Remove a voice: its registry versions, then the logged model and its artifacts; returns the versions."""
         import shutil

@@ -52,6 +52,7 @@ def test_cancel_queued_and_running_trainings_then_a_killed_worker_then_resume(se
     os.kill(server.worker_pids()[1], signal.SIGKILL)  # the train worker (queues prepare, train, infer)
     failed = wait_task(client, lost, 120)
     assert failed["status"] == "FAILURE" and "heartbeat" in failed["error"]
+    assert _runs(server, "RUNNING") == 0  # the dead training's MLflow runs are ended (KILLED), not left running
     time.sleep(3)
     assert client.get(f"/tasks/{queued}").json()["status"] == "REVOKED"  # never ran
     assert {m["model_id"] for m in client.get("/models").json()["items"]} == models_before  # nothing registered

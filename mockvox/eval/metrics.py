@@ -1,0 +1,136 @@
+"""Metric functions for a generated clip: Whisper WER/CER, resemblyzer similarity, DNSMOS quality, speaking rate."""
+
+from __future__ import annotations
+
+import functools
+import re
+import unicodedata
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from mockvox.audio.io import resample
+from mockvox.data.asr import ASR_SAMPLE_RATE, Transcriber
+
+EVAL_SAMPLE_RATE = 16000  # resemblyzer and DNSMOS both take 16 kHz mono
+# Languages scored by characters (no word spaces to rely on); the others are scored by words.
+CHARACTER_LANGUAGES = frozenset({"zh", "can", "yue", "ja", "ko"})
+# Expected speaking rate of read speech, in scoring units (words for en, characters otherwise) per second.
+# Assumptions, not measurements: English ~150 words/min (the usual figure for read/conversational speech);
+# Mandarin ~5.2 and Japanese ~7.8 syllables/s from Pellegrino, Coupé & Marsico (2011, Language 87(3)), taking
+# one Chinese character = one syllable and one Japanese kana/kanji ~ one mora; Cantonese assumed like Mandarin;
+# Korean ~6 syllable blocks/s assumed (one Hangul block = one syllable).
+SPEAKING_RATE = {"en": 2.5, "zh": 5.2, "can": 5.2, "yue": 5.2, "ja": 7.8, "ko": 6.0}
+
+
+def _is_cjk(language: str) -> bool:
+    return language in CHARACTER_LANGUAGES
+
+
+def normalize_text(text: str, language: str) -> str:
+    """Lowercase, drop punctuation and symbols, collapse whitespace (removed entirely for CJK languages)."""
+    text = unicodedata.normalize("NFKC", text).lower().replace("\u2019", "'").replace("'", "")  # it's -> its
+    text = "".join(" " if unicodedata.category(ch)[0] in "PS" else ch for ch in text)
+    if _is_cjk(language):
+        return re.sub(r"\s+", "", text)
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def _mono(audio: np.ndarray) -> np.ndarray:
+    audio = np.asarray(audio, dtype=np.float32)
+    return audio.mean(axis=1) if audio.ndim == 2 else audio  # (frames, channels), as soundfile reads
+
+
+def _to_16k(audio: np.ndarray, sr: int) -> np.ndarray:
+    return resample(_mono(audio), sr, EVAL_SAMPLE_RATE)
+
+
+def intelligibility(audio: np.ndarray, sr: int, text: str, language: str, transcriber: Transcriber) -> dict:
+    """Transcribe ``audio`` and score it against ``text``: WER for English, CER for zh/can/yue/ja/ko."""
+    import jiwer
+
+    transcript = transcriber.transcribe(resample(_mono(audio), sr, ASR_SAMPLE_RATE), language)
+    reference, hypothesis = normalize_text(text, language), normalize_text(transcript, language)
+    if not reference:
+        raise ValueError("the reference text is empty after normalisation")
+    metric = "cer" if _is_cjk(language) else "wer"
+    score = (jiwer.cer if metric == "cer" else jiwer.wer)(reference, hypothesis)
+    return {
+        "transcript": transcript,
+        "reference_normalized": reference,
+        "hypothesis_normalized": hypothesis,
+        "metric": metric,
+        metric: float(score),
+    }
+
+
+@runtime_checkable
+class SpeakerEncoder(Protocol):
+    """Anything that maps a mono clip to a fixed-size speaker embedding."""
+
+    def embed(self, audio: np.ndarray, sr: int) -> np.ndarray:
+        """Speaker embedding of one mono clip."""
+        ...
+
+
+class ResemblyzerEncoder:
+    """Resemblyzer's GE2E ``VoiceEncoder`` (weights shipped in the wheel) on CPU."""
+
+    def __init__(self, device: str = "cpu") -> None:
+        try:
+            from resemblyzer import VoiceEncoder
+        except ModuleNotFoundError as exc:
+            if exc.name != "pkg_resources":
+                raise
+            raise ImportError(
+                "webrtcvad 2.0.10 (needs pkg_resources) shadows webrtcvad-wheels; run "
+                "`pip install --force-reinstall --no-deps webrtcvad-wheels`"
+            ) from exc
+        self.model = VoiceEncoder(device=device, verbose=False)
+
+    def embed(self, audio: np.ndarray, sr: int) -> np.ndarray:
+        """L2-normalised 256-d embedding of a clip (resampled to 16 kHz, peak-normalised)."""
+        wav = _to_16k(audio, sr)
+        peak = float(np.abs(wav).max(initial=0.0))
+        if peak == 0.0:
+            raise ValueError("cannot embed a silent clip")
+        return np.asarray(self.model.embed_utterance(wav / peak * 0.95), dtype=np.float32)
+
+
+@functools.lru_cache(maxsize=1)
+def default_encoder() -> ResemblyzerEncoder:
+    """The shared resemblyzer encoder, loaded on first use."""
+    return ResemblyzerEncoder()
+
+
+def speaker_similarity(
+    audio_a: np.ndarray, sr_a: int, audio_b: np.ndarray, sr_b: int, encoder: SpeakerEncoder | None = None
+) -> float:
+    """Cosine similarity of the two clips' speaker embeddings (resemblyzer unless ``encoder`` is given)."""
+    encoder = encoder or default_encoder()
+    a = np.asarray(encoder.embed(audio_a, sr_a), dtype=np.float64)
+    b = np.asarray(encoder.embed(audio_b, sr_b), dtype=np.float64)
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+def quality(audio: np.ndarray, sr: int) -> dict[str, float]:
+    """DNSMOS P.835 (overall, signal, background) and P.808 scores from speechmos's ONNX models, at 16 kHz."""
+    from speechmos import dnsmos
+
+    wav = _to_16k(audio, sr)
+    peak = float(np.abs(wav).max(initial=0.0))
+    if peak > 1.0:
+        wav = wav / peak
+    scores = dnsmos.run(wav, sr=EVAL_SAMPLE_RATE)
+    return {f"dnsmos_{key}": float(scores[f"{key}_mos"]) for key in ("ovrl", "sig", "bak", "p808")}
+
+
+def duration_ratio(seconds: float, text: str, language: str) -> float:
+    """Clip length over the length expected at :data:`SPEAKING_RATE` for ``text`` (1.0: on pace, >1: slow)."""
+    if language not in SPEAKING_RATE:
+        raise ValueError(f"no speaking rate for {language!r}: expected one of {', '.join(SPEAKING_RATE)}")
+    normalized = normalize_text(text, language)
+    units = len(normalized) if _is_cjk(language) else len(normalized.split())
+    if units == 0:
+        raise ValueError("the text is empty after normalisation")
+    return float(seconds) / (units / SPEAKING_RATE[language])
