@@ -140,6 +140,7 @@ def create_app(settings: Settings, embedded: Path | None = None) -> Litestar:
         state=State({"embedded": embedded}),
         request_max_body_size=settings.limits.upload_bytes + (1 << 20),
         debug=False,
+        logging_config=None,  # MockVox's one logging set-up (mockvox.logs), not Litestar's root handler at INFO
     )
     _resources(app, settings)
     return app
