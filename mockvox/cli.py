@@ -213,11 +213,13 @@ def build_parser() -> argparse.ArgumentParser:
         pass
     else:
         register_cli(sub)
+    from mockvox.eval.cli import register_cli as register_eval_cli
     from mockvox.infer.cli import register_cli as register_infer_cli
     from mockvox.train.cli import register_cli as register_train_cli
 
     register_train_cli(sub)
     register_infer_cli(sub)
+    register_eval_cli(sub)
     from importlib.metadata import entry_points
 
     for plugin in entry_points(group="mockvox.commands"):  # e.g. `serve` / `worker` from the api package
