@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import msgspec
@@ -61,9 +60,3 @@ class RefStore:
         meta.unlink(missing_ok=True)
         wav.unlink(missing_ok=True)
         return found
-
-
-def copy_upload(src: Path, dest: Path) -> Path:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    shutil.move(str(src), dest)
-    return dest

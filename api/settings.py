@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -168,13 +168,7 @@ def settings_from_config(cfg: DictConfig, train: list[str] = (), infer: list[str
         train_allow=_csv(c["train_allow"]),
         infer_overrides=tuple(c["infer_overrides"]) + tuple(infer),
     )
-    return _replace(out, values) if values else out
-
-
-def _replace(settings: Settings, values: dict) -> Settings:
-    from dataclasses import replace
-
-    return replace(settings, **values)
+    return replace(out, **values) if values else out
 
 
 def env_settings() -> Settings:

@@ -8,8 +8,6 @@ it passes the limit.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -151,15 +149,3 @@ def _event(event, body: Body, current, sink, text: bytearray, spool_dir: Path, f
         if len(text) > FIELD_LIMIT:
             raise ApiError(413, "field_too_large", name=current.name)
     return current, sink, text
-
-
-def spool_dir(base: Path) -> Path:
-    path = base / "incoming"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def temp_name(directory: Path, suffix: str) -> Path:
-    fd, name = tempfile.mkstemp(dir=directory, suffix=suffix)
-    os.close(fd)
-    return Path(name)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-
 import numpy as np
 import pytest
 import soundfile as sf
@@ -19,8 +17,6 @@ from mockvox.eval import (
     speaker_similarity,
 )
 from tests.conftest import espeak
-
-pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
 
 FOX = "The quick brown fox jumps over the lazy dog near the river bank."
 MARKET = "Every morning she walks to the market to buy fresh bread and fruit."
