@@ -165,6 +165,13 @@ def _demo_train(args, dataset) -> None:
     print(f"model id: {trained.model_id} (models:/{trained.name}/{trained.version})")
     print(f"speech:   {out} ({len(audio) / sr:.1f} s at {sr} Hz)")
     print(f"MLflow:   mlflow ui --backend-store-uri {cfg.logger.tracking_uri}  (then open http://127.0.0.1:5000)")
+    evaluation = trained.evaluation or {}
+    if "summary" in evaluation:  # a tiny voice from scratch: far from the real slices' ceiling, that is the point
+        from mockvox.eval.cli import format_table
+
+        print(f"\nevaluation (voice / not fine-tuned / real held-out slices):\n{format_table(evaluation)}")
+    elif evaluation:
+        print(f"evaluation failed: {evaluation['error']}")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -23,7 +23,7 @@ import os
 import shutil
 import threading
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,8 +62,9 @@ PRETRAINED = {  # official files, relative to pretrained_dir (mockvox.pretrained
 MEL_FRAME_RATE = 100  # v4 mel frames per second (32 kHz / hop 320); the vocoder upsamples each frame
 log = logging.getLogger(__name__)
 REFERENCE_NAME = "reference.wav"
+HOLDOUT_DIR = "holdout"  # the held-out slices' audio in a voice folder
 _RESERVED = ("version", "sample_rate", "spectrogram", "gpt", "sovits", "sovits_base", "vocoder", "hubert", "bert",
-             "reference")  # fmt: skip
+             "reference", "holdout")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,12 @@ def voice_reference(model_dir: str | os.PathLike, config: Mapping | None = None)
     return Reference(Path(model_dir) / entry["audio"], entry["text"], entry["language"])
 
 
+def voice_holdout(model_dir: str | os.PathLike, config: Mapping | None = None) -> tuple[Reference, ...]:
+    """The slices of the voice's dataset that its training left out (the evaluation's ground truth), if any."""
+    entries = (config if config is not None else read_voice_config(model_dir)).get("holdout") or []
+    return tuple(Reference(Path(model_dir) / e["audio"], e["text"], e["language"]) for e in entries)
+
+
 @dataclass
 class LoadedVoice:
     """Everything synthesis needs, in eval mode on one device."""
@@ -99,6 +106,7 @@ class LoadedVoice:
     dtype: torch.dtype = torch.float32  # the SoVITS generator's (its inputs are cast to it)
     precision: dict[str, torch.dtype] = field(default_factory=dict)  # per network: gpt, sovits, vocoder, hubert
     reference: Reference | None = None  # the voice's default reference
+    holdout: tuple[Reference, ...] = ()  # slices its training left out (real audio for the evaluation)
     spectrogram: Spectrogram = OFFICIAL  # of the reference spectrogram (what the SoVITS was trained on)
 
 
@@ -296,6 +304,7 @@ def load_voice(
         dtype=dtypes["sovits"],
         precision=dtypes,
         reference=voice_reference(model_dir, config),
+        holdout=voice_holdout(model_dir, config),
         spectrogram=Spectrogram.from_mapping(config.get("spectrogram")),
     )
 
@@ -415,6 +424,7 @@ def write_voice(
     sovits_base: nn.Module | Mapping | str | None = None,
     extra: Mapping | None = None,
     reference: Reference | None = None,
+    holdout: Sequence[Reference] = (),
     info: str = "mockvox",
     spectrogram: Spectrogram | Mapping | None = None,
 ) -> Path:
@@ -431,6 +441,7 @@ def write_voice(
             dict), or None / ``"pretrained"`` for ``s2Gv4.pth``.
         extra: further top-level ``mockvox.yaml`` entries (training information).
         reference: the default reference; its audio file is copied into the folder as ``reference.wav``.
+        holdout: slices the training left out, copied into ``holdout/`` (the evaluation's real audio).
         spectrogram: the settings ``sovits`` was trained with (``cfg.model.spectrogram``; None: the official ones),
             recorded as ``spectrogram:`` and in the SoVITS export's ``data``.
     """
@@ -450,6 +461,13 @@ def write_voice(
         if reference is not None:
             shutil.copyfile(reference.audio, staging / REFERENCE_NAME)
             config["reference"] = {"audio": REFERENCE_NAME, "text": reference.text, "language": reference.language}
+        if holdout:
+            (staging / HOLDOUT_DIR).mkdir()
+            config["holdout"] = []
+            for index, clip in enumerate(holdout):
+                name = f"{HOLDOUT_DIR}/{index:03d}-{Path(clip.audio).name}"
+                shutil.copyfile(clip.audio, staging / name)
+                config["holdout"].append({"audio": name, "text": clip.text, "language": clip.language})
         text = yaml.safe_dump(_plain_yaml(config), sort_keys=False, allow_unicode=True)
         (staging / CONFIG_NAME).write_text(text, encoding="utf-8")
     return target

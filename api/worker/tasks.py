@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import threading
 from contextlib import contextmanager
 
@@ -21,7 +22,7 @@ from api.settings import Settings, env_settings
 from api.worker import app, configure
 
 log = logging.getLogger("api.worker")
-FEATURE_SHARE, SOVITS_SHARE = 10.0, 45.0  # % of a training's progress: features, then SoVITS, then the GPT
+FEATURE_SHARE, SOVITS_SHARE, EVAL_SHARE = 10.0, 45.0, 10.0  # % of a training: features, SoVITS, (GPT), evaluation
 
 
 @functools.cache
@@ -154,18 +155,20 @@ def add(self, file_id: str, upload: str) -> dict:
 
 # --- training ---------------------------------------------------------------------------------------------------------
 class _Observer:
-    """Training progress as task progress: features 0-10 %, SoVITS 10-55 %, GPT 55-100 %."""
+    """Training progress as task progress: features 0-10 %, SoVITS 10-55 %, GPT 55-90 %, evaluation 90-100 %."""
 
     def __init__(self, job: Job):
         self.job = job
 
     def progress(self, stage: str, done: int, total: int, **info) -> None:
         share = done / max(total, 1)
-        if stage in ("sovits", "gpt"):
+        if stage == "evaluate":
+            self.job.progress(100 - EVAL_SHARE + EVAL_SHARE * share, "evaluation", done=done, total=total)
+        elif stage in ("sovits", "gpt"):
             lo, width = (
                 (FEATURE_SHARE, SOVITS_SHARE)
                 if stage == "sovits"
-                else (FEATURE_SHARE + SOVITS_SHARE, 100 - FEATURE_SHARE - SOVITS_SHARE)
+                else (FEATURE_SHARE + SOVITS_SHARE, 100 - FEATURE_SHARE - SOVITS_SHARE - EVAL_SHARE)
             )
             label = f"{stage} epoch {info.get('epoch', 1)} of {info.get('epochs', 1)}"
             self.job.progress(lo + width * share, label, **info)
@@ -186,8 +189,22 @@ def _train_base(overrides: list[str]):
 
 
 def _train_result(result) -> dict:
-    return {"model_id": result.model_id, "name": result.name, "version": result.version, "run_id": result.run_id,
-            "epochs": dict(result.epochs), "metrics": dict(result.metrics)}  # fmt: skip
+    """The task's result: the voice, its stages' metrics, held-out slices and evaluation summary (or error)."""
+    out = result.as_dict()
+    out.pop("model_uri", None)
+    out.pop("voice_dir", None)
+    return _json_safe(out)
+
+
+def _json_safe(value):
+    """NaN and infinities (a metric with no value) as null: task results are JSON."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
 
 
 @app.task(bind=True, name="mockvox.train")

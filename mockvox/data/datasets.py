@@ -11,9 +11,11 @@ the GPT collate left-pads phones and BERT, which is what the model's text mask (
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
+from collections.abc import Collection
 from pathlib import Path
 
 import soundfile as sf
@@ -32,6 +34,7 @@ SEMANTIC_HZ = 25
 MIN_SEC, MAX_SEC = 0.6, 54.0  # official SoVITS item durations: 0.6 s < d < 54 s
 EOS = 1024  # semantic pad value (the GPT's EOS token)
 VERSIONS = ("v2", "v4")
+HELD_OUT = "held out for evaluation"  # the reason of an ``exclude``-d key in ``dropped``
 
 
 def _read_json(folder: Path, name: str):
@@ -56,17 +59,49 @@ class NotEnoughSpeech(ValueError):
     """A dataset with less usable speech than a training needs; the message says how much there is and is needed."""
 
 
-def usable_speech(results: list[dict], audio_dir: str | os.PathLike) -> tuple[float, int]:
-    """Seconds and number of the slices training can use: a transcript and a duration in (MIN_SEC, MAX_SEC)."""
-    seconds, count = 0.0, 0
+def usable_slices(results: list[dict], audio_dir: str | os.PathLike) -> list[tuple[dict, float]]:
+    """The slices training can use (a transcript and a duration in (MIN_SEC, MAX_SEC)) with their seconds."""
+    usable = []
     for result in results:
         wav = Path(audio_dir) / f"{result['key']}.wav"
         if not has_transcript(result) or not wav.is_file():
             continue
         duration = sf.info(str(wav)).duration
         if MIN_SEC < duration < MAX_SEC:
-            seconds, count = seconds + duration, count + 1
-    return seconds, count
+            usable.append((result, duration))
+    return usable
+
+
+def usable_speech(results: list[dict], audio_dir: str | os.PathLike) -> tuple[float, int]:
+    """Seconds and number of the slices training can use (:func:`usable_slices`)."""
+    usable = usable_slices(results, audio_dir)
+    return sum(seconds for _, seconds in usable), len(usable)
+
+
+def choose_holdout(results: list[dict], audio_dir: str | os.PathLike, share: float, max_items: int,
+                   min_seconds: float = 0.0, keep: Collection[str] = ()) -> list[dict]:  # fmt: skip
+    """The slices kept out of training for evaluation (their real audio is the ground truth).
+
+    ``ceil(share * n)`` of the ``n`` usable slices, at most ``max_items``, taken in the order of a hash of their keys:
+    the same dataset always holds out the same slices, and a dataset grown by ``mockvox add`` keeps its earlier
+    choice unless the count grows. A slice in ``keep`` (the default reference) is never held out, and none is held out
+    when training would be left with under ``min_seconds`` of speech or without a slice.
+    """
+    if share <= 0 or max_items <= 0:
+        return []
+    usable = usable_slices(results, audio_dir)
+    left, count = sum(seconds for _, seconds in usable), len(usable)
+    wanted = min(int(max_items), math.ceil(share * count))
+    candidates = sorted((item for item in usable if item[0]["key"] not in keep),
+                        key=lambda item: hashlib.sha1(item[0]["key"].encode()).hexdigest())  # fmt: skip
+    chosen = []
+    for result, seconds in candidates:
+        if len(chosen) == wanted:
+            break
+        if count - len(chosen) > 1 and left - seconds >= min_seconds:
+            chosen.append(result)
+            left -= seconds
+    return chosen
 
 
 def require_speech(file_id: str, results: list[dict], audio_dir: str | os.PathLike, min_seconds: float) -> float:
@@ -96,6 +131,7 @@ class SovitsDataset(Dataset):
         max_sec: float = MAX_SEC,
         spectrogram: Spectrogram = OFFICIAL,
         mel: MelConfig = V4_MEL,
+        exclude: Collection[str] = (),
     ):
         if version not in VERSIONS:
             raise ValueError(f"unknown SoVITS version {version!r}; accepted: {', '.join(VERSIONS)}")
@@ -106,7 +142,7 @@ class SovitsDataset(Dataset):
         self.dropped: dict[str, str] = {}
         keys = []
         for key in sorted(self.phones):
-            reason = self._check(key, min_sec, max_sec)
+            reason = HELD_OUT if key in exclude else self._check(key, min_sec, max_sec)
             if reason:
                 self.dropped[key] = reason
             else:
@@ -197,6 +233,7 @@ class GPTDataset(Dataset):
         max_ps_ratio: float = 25.0,
         min_items: int = 100,
         bert_dim: int = 1024,
+        exclude: Collection[str] = (),
     ):
         self.folder = Path(features_dir)
         self.bert_dim = bert_dim
@@ -207,6 +244,9 @@ class GPTDataset(Dataset):
         self.dropped: dict[str, str] = {}
         self.items: dict[str, tuple[list[int], list[int]]] = {}
         for key in sorted(set(phones) | set(semantic)):
+            if key in exclude:
+                self.dropped[key] = HELD_OUT
+                continue
             if key not in phones or key not in semantic:
                 self.dropped[key] = "no phones" if key not in phones else "no semantic tokens"
                 continue

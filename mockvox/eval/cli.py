@@ -6,35 +6,65 @@ import argparse
 import json
 
 
-def _cell(value, width: int = 6) -> str:
-    return f"{value:<{width}.3f}" if isinstance(value, float) else f"{'-':<{width}}"
+def _cell(value, width: int = 5) -> str:
+    return f"{value:>{width}.2f}" if isinstance(value, float) else f"{'-':>{width}}"
+
+
+def _triple(rows: dict, line: int, key: str) -> str:
+    """voice / floor / real values of one column for one line."""
+    return " ".join(_cell((rows.get((kind, line)) or {}).get(key)) for kind in ("voice", "floor", "real"))
+
+
+SUMMARY_KEYS = ("{metric}", "speaker_sim", "dnsmos", "dnsmos_sig", "dnsmos_bak", "duration_ratio", "capped_share",
+                "silent_share")  # fmt: skip
 
 
 def format_table(result: dict) -> str:
-    """Per-sentence scores, then the summary and where the results were logged."""
+    """Per line (sentence or held-out slice): voice / floor / real scores; then the summary on the same scale."""
     metric = result["metric"]
-    lines = [f"{'#':>3}  {metric:<6} {'sim':<6} {'dnsmos':<6} {'ratio':<6} {'flags':<13} text"]
-    for row in result["sentences"]:
-        flags = " ".join(name for name in ("capped", "silent") if row[name]) or "-"
-        cells = " ".join(_cell(row[key]) for key in ("score", "speaker_sim", "dnsmos_ovrl", "duration_ratio"))
-        text = row["text"] if len(row["text"]) <= 48 else row["text"][:47] + "…"
-        lines.append(f"{row['index']:>3}  {cells} {flags:<13} {text}")
-    lines.append("")
-    lines += [f"{key:22} {value:.4f}" for key, value in result["summary"].items()]
-    lines.append(f"{'model id':22} {result['model_id']} ({result['language']})")
-    lines.append(f"{'run':22} {result['run_id']}")
+    rows = {(row["voice"], row["line"]): row for row in result["sentences"]}
+    lines = sorted({row["line"] for row in result["sentences"]})
+    head = "voice floor  real"
+    out = [f"{'':4} {'':3} {metric.upper():^17} | {'speaker sim':^17} | {'DNSMOS':^17} | {'ratio':>5} {'flags':<6} text",
+           f"{'#':>4} {'set':3} {head} | {head} | {head} |"]  # fmt: skip
+    for line in lines:
+        voice = rows.get(("voice", line)) or {}
+        flags = "".join(flag for flag, key in (("C", "capped"), ("S", "silent")) if voice.get(key)) or "-"
+        text = voice.get("text", "")
+        text = text if len(text) <= 40 else text[:39] + "…"
+        cells = " | ".join(_triple(rows, line, key) for key in ("score", "speaker_sim", "dnsmos_ovrl"))
+        kind = "H" if voice.get("set") == "holdout" else "S"
+        out.append(f"{line:>4} {kind:3} {cells} | {_cell(voice.get('duration_ratio'))} {flags:<6} {text}")
+    out.append(f"{'':8} (S: bundled sentence, H: held-out slice; flags C: token cap reached, S: silent)")
+    out.append("")
+    summary = result["summary"]
+    out.append(f"{'':22} {'voice':>8} {'floor':>8} {'ceiling':>8}")
+    for template in SUMMARY_KEYS:
+        key = template.format(metric=metric)
+        values = [summary.get(prefix + key) for prefix in ("eval/", "eval/floor/", "eval/ceiling/")]
+        cells = " ".join(f"{v:>8.3f}" if isinstance(v, float) and v == v else f"{'-':>8}" for v in values)
+        out.append(f"{'eval/' + key:22} {cells}")
+    out.append("")
+    out.append(f"{'model id':22} {result['model_id']} ({result['language']})")
+    out.append(f"{'run':22} {result['run_id']}")
     for version in result["versions"]:
-        lines.append(f"{'registry':22} models:/{version['name']}/{version['version']}")
-    return "\n".join(lines)
+        out.append(f"{'registry':22} models:/{version['name']}/{version['version']}")
+    return "\n".join(out)
 
 
 def cmd_evaluate(args) -> None:
     from mockvox.config import compose
     from mockvox.eval.run import evaluate, read_sentences
 
+    from mockvox.progress import Bars
+
     cfg = compose("eval", args.overrides)
     sentences = read_sentences(args.sentences) if args.sentences else None
-    result = evaluate(args.model_id, cfg, sentences)
+    bars = Bars(not args.quiet, units={"evaluate": "clip"})
+    try:
+        result = evaluate(args.model_id, cfg, sentences, progress=bars.for_step("evaluate"))
+    finally:
+        bars.close()
     print(json.dumps(result, ensure_ascii=False, indent=2, default=str) if args.json else format_table(result))
 
 
@@ -48,4 +78,5 @@ def register_cli(sub) -> argparse.ArgumentParser:
     p.add_argument("--sentences", default=None, metavar="FILE",
                    help="one sentence a line (default: the bundled list of the voice's language)")  # fmt: skip
     p.add_argument("--json", action="store_true", help="print the summary and every sentence's scores as JSON")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     return p

@@ -46,7 +46,8 @@ def _to_16k(audio: np.ndarray, sr: int) -> np.ndarray:
 
 
 def intelligibility(audio: np.ndarray, sr: int, text: str, language: str, transcriber: Transcriber) -> dict:
-    """Transcribe ``audio`` and score it against ``text``: WER for English, CER for zh/can/yue/ja/ko."""
+    """Transcribe ``audio`` and score it against ``text``: ``metric`` is WER for English, CER for zh/can/yue/ja/ko;
+    the CER is given for every language (English characters too, spaces included)."""
     import jiwer
 
     transcript = transcriber.transcribe(resample(_mono(audio), sr, ASR_SAMPLE_RATE), language)
@@ -54,13 +55,15 @@ def intelligibility(audio: np.ndarray, sr: int, text: str, language: str, transc
     if not reference:
         raise ValueError("the reference text is empty after normalisation")
     metric = "cer" if _is_cjk(language) else "wer"
-    score = (jiwer.cer if metric == "cer" else jiwer.wer)(reference, hypothesis)
+    scores = {"cer": float(jiwer.cer(reference, hypothesis))}
+    if metric == "wer":
+        scores["wer"] = float(jiwer.wer(reference, hypothesis))
     return {
         "transcript": transcript,
         "reference_normalized": reference,
         "hypothesis_normalized": hypothesis,
         "metric": metric,
-        metric: float(score),
+        **scores,
     }
 
 
@@ -103,14 +106,29 @@ def default_encoder() -> ResemblyzerEncoder:
     return ResemblyzerEncoder()
 
 
+def embed(audio: np.ndarray, sr: int, encoder: SpeakerEncoder | None = None) -> np.ndarray:
+    """The unit-length speaker embedding of a clip (resemblyzer unless ``encoder`` is given)."""
+    vector = np.asarray((encoder or default_encoder()).embed(_mono(audio), sr), dtype=np.float64)
+    return vector / np.linalg.norm(vector)
+
+
+def speaker_profile(embeddings: list[np.ndarray]) -> np.ndarray:
+    """A speaker's embedding from several of their clips: the normalised mean of the clips' unit embeddings."""
+    if not embeddings:
+        raise ValueError("a speaker profile needs at least one clip")
+    mean = np.mean([e / np.linalg.norm(e) for e in embeddings], axis=0)
+    return mean / np.linalg.norm(mean)
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
 def speaker_similarity(
     audio_a: np.ndarray, sr_a: int, audio_b: np.ndarray, sr_b: int, encoder: SpeakerEncoder | None = None
 ) -> float:
     """Cosine similarity of the two clips' speaker embeddings (resemblyzer unless ``encoder`` is given)."""
-    encoder = encoder or default_encoder()
-    a = np.asarray(encoder.embed(audio_a, sr_a), dtype=np.float64)
-    b = np.asarray(encoder.embed(audio_b, sr_b), dtype=np.float64)
-    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+    return cosine(embed(audio_a, sr_a, encoder), embed(audio_b, sr_b, encoder))
 
 
 def quality(audio: np.ndarray, sr: int) -> dict[str, float]:

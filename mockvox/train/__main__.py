@@ -32,8 +32,20 @@ def main(cfg: DictConfig) -> float | None:
     print(json.dumps(result.as_dict(), indent=2, default=str), file=sys.stderr)
     print(result.model_id or result.voice_dir or "debug run: nothing registered")
     if cfg.get("optimized_metric"):
-        return result.metrics[cfg.optimized_metric]
+        return objective(result, cfg.optimized_metric)
     return None
+
+
+def objective(result, name: str) -> float:
+    """The metric a sweeper minimises or maximises; a clear error when the training did not produce it."""
+    if name in result.metrics:
+        return float(result.metrics[name])
+    why = ""
+    if name.startswith("eval/"):
+        error = (result.evaluation or {}).get("error")
+        why = f" (the evaluation failed: {error})" if error else " (run with evaluate=true)"
+    known = ", ".join(sorted(result.metrics)) or "none"
+    raise KeyError(f"the objective {name!r} is not among the training's metrics{why}; known: {known}")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ first training step does.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -200,12 +201,14 @@ def gpt_module(cfg: DictConfig, nets: Networks):
                      accumulate=g.train.accumulate)  # fmt: skip
 
 
-def gpt_datamodule(cfg: DictConfig, features_dir: Path):
-    """``model.gpt.data`` on ``features_dir`` (DPO halves the batch, like the official)."""
+def gpt_datamodule(cfg: DictConfig, features_dir: Path, exclude: Collection[str] = ()):
+    """``model.gpt.data`` on ``features_dir`` without the ``exclude``-d keys (DPO halves the batch, like the
+    official)."""
     g = cfg.model.gpt
     batch = max(1, g.data.batch_size // 2) if g.train.dpo else g.data.batch_size
     make = _make(g.data, batch_size=batch)
-    return make(features_dir, num_workers=cfg.data.num_workers, min_items=cfg.data.min_items, seed=cfg.seed)
+    return make(features_dir, num_workers=cfg.data.num_workers, min_items=cfg.data.min_items, seed=cfg.seed,
+                exclude=tuple(exclude))  # fmt: skip
 
 
 def spectrogram(cfg: DictConfig) -> Spectrogram:
@@ -231,9 +234,10 @@ def sovits_module(cfg: DictConfig, nets: Networks):
     return SovitsV4Module(nets.sovits, optimizer, scheduler, shortcut_prob=t.shortcut_prob)
 
 
-def sovits_datamodule(cfg: DictConfig, nets: Networks, features_dir: Path):
-    """``model.sovits.data`` on ``features_dir``, padded to the v2 decoder segment (v4 decodes the whole mel)."""
+def sovits_datamodule(cfg: DictConfig, nets: Networks, features_dir: Path, exclude: Collection[str] = ()):
+    """``model.sovits.data`` on ``features_dir`` without the ``exclude``-d keys, padded to the v2 decoder segment
+    (v4 decodes the whole mel)."""
     min_frames = nets.sovits.segment_size if nets.version == "v2" else 0
     return _make(cfg.model.sovits.data)(features_dir, nets.version, num_workers=cfg.data.num_workers,
                                         min_items=cfg.data.min_items, seed=cfg.seed, min_frames=min_frames,
-                                        spectrogram=spectrogram(cfg))  # fmt: skip
+                                        spectrogram=spectrogram(cfg), exclude=tuple(exclude))  # fmt: skip

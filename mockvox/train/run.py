@@ -6,6 +6,7 @@ version, so a failed or interrupted run leaves every existing voice loadable.
 
 from __future__ import annotations
 
+import logging
 import shutil
 import tempfile
 from contextlib import nullcontext
@@ -23,6 +24,8 @@ from mockvox.train.build import Networks, build_networks, check_config
 from mockvox.train.resume import ResumeState, load_resume_state, resume_networks
 from mockvox.train.tracking import Tracker, flatten
 
+log = logging.getLogger(__name__)
+
 
 @dataclass
 class TrainResult:
@@ -33,10 +36,15 @@ class TrainResult:
     run_id: str | None
     voice_dir: Path | None  # the voice folder (only kept without tracking)
     epochs: dict = field(default_factory=dict)  # total epochs per stage
-    metrics: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)  # the stages' last metrics and the evaluation's eval/* summary
+    holdout: list = field(default_factory=list)  # slice keys kept out of training
+    evaluation: dict | None = None  # mockvox.eval.run.evaluate's result ({"error": ...} when it failed)
 
     def as_dict(self) -> dict:
-        out = {k: getattr(self, k) for k in ("model_id", "model_uri", "name", "version", "run_id", "epochs", "metrics")}
+        keys = ("model_id", "model_uri", "name", "version", "run_id", "epochs", "metrics", "holdout")
+        out = {k: getattr(self, k) for k in keys}
+        if self.evaluation is not None:
+            out["evaluation"] = {k: v for k, v in self.evaluation.items() if k != "sentences"}
         out["voice_dir"] = str(self.voice_dir) if self.voice_dir else None
         return out
 
@@ -68,11 +76,14 @@ def train(cfg: DictConfig, store: DatasetStore | None = None, resume: ResumeStat
     else:
         resume, nets = None, build_networks(cfg)
     features_dir = stages.prepare_features(cfg, store, nets, observer)
+    holdout = stages.holdout_slices(cfg, store, manifest, _previous_holdout(resume))
+    exclude = [Path(clip.audio).stem for clip in holdout]
     name = cfg.name or (resume.name if resume else None) or f"voice-{cfg.data.file_id}"
     tags = {"mockvox.file_id": cfg.data.file_id, "mockvox.dataset_version": str(manifest["version"]),
             "mockvox.model_version": cfg.model.version, "mockvox.size": cfg.model.size}  # fmt: skip
     if resume:
         tags["mockvox.resumed_from"] = resume.model_id
+    tags["mockvox.holdout"] = str(len(holdout))
     workdir = Path(tempfile.mkdtemp(prefix="train-", dir=_ensure(Path(cfg.paths.runs_dir))))
     parent = tracker.run(f"{name}", tags) if tracker else nullcontext(None)
     try:
@@ -81,11 +92,12 @@ def train(cfg: DictConfig, store: DatasetStore | None = None, resume: ResumeStat
                 observer.run_started(run_id)
             if tracker:
                 tracker.log_params(run_id, flatten(OmegaConf.to_container(cfg, resolve=True)))
-            result = _train_stages(cfg, nets, features_dir, tracker, run_id, resume, workdir, observer)
+            result = _train_stages(cfg, nets, features_dir, tracker, run_id, resume, workdir, observer, exclude)
+            result.holdout = exclude
             if _debug_run(cfg):
                 return result
             voice_dir = stages.write_voice_folder(cfg, nets, workdir / "voice", result, manifest, resume,
-                                                  store.sliced_dir(cfg.data.file_id))  # fmt: skip
+                                                  store.sliced_dir(cfg.data.file_id), holdout)  # fmt: skip
             if tracker is None:
                 keep = _ensure(Path(cfg.paths.runs_dir)) / f"voice-{Path(workdir).name}"
                 shutil.move(str(voice_dir), keep)
@@ -97,9 +109,46 @@ def train(cfg: DictConfig, store: DatasetStore | None = None, resume: ResumeStat
             mv = tracker.register(info.model_uri, name, {"model_id": info.model_id, **tags})
             result.model_id, result.model_uri, result.name, result.version = (
                 info.model_id, info.model_uri, name, int(mv.version))  # fmt: skip
+            if cfg.get("evaluate"):
+                _evaluate(cfg, result, observer)
             return result
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _previous_holdout(resume: ResumeState | None) -> list[str] | None:
+    """A resumed voice's held-out keys (none for a voice trained before hold-outs existed: it saw every slice)."""
+    if resume is None:
+        return None
+    from mockvox.voice import read_voice_config
+
+    return list(read_voice_config(resume.voice_dir).get("training", {}).get("holdout") or [])
+
+
+def _evaluate(cfg: DictConfig, result: TrainResult, observer=None) -> None:
+    """The registered voice's evaluation (``evaluation`` settings); a failure is reported, the voice stays."""
+    from mockvox.eval.run import evaluate
+    from mockvox.progress import Bars
+
+    bars = Bars(bool(cfg.callbacks.progress), units={"evaluate": "clip"})
+
+    def progress(done: int, total: int) -> None:
+        bars("evaluate", done, total)
+        if observer is not None:
+            observer.progress("evaluate", done, total)
+
+    try:
+        result.evaluation = evaluate(result.model_id, cfg, progress=progress)
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:  # the voice is registered: report, keep it
+        log.error("evaluation of %s failed (the voice is registered; `mockvox evaluate %s` retries): %s",
+                  result.model_id, result.model_id, exc)  # fmt: skip
+        result.evaluation = {"error": f"{type(exc).__name__}: {exc}"}
+        return
+    finally:
+        bars.close()
+    result.metrics.update(result.evaluation["summary"])
 
 
 def _ensure(path: Path) -> Path:
@@ -108,12 +157,13 @@ def _ensure(path: Path) -> Path:
 
 
 def _train_stages(cfg, nets: Networks, features_dir: Path, tracker, parent_id, resume, workdir: Path,
-                  observer=None) -> TrainResult:  # fmt: skip
+                  observer=None, exclude=()) -> TrainResult:  # fmt: skip
     result = TrainResult(None, None, None, None, parent_id, None)
     for stage in ("sovits", "gpt"):
         child = tracker.run(f"{stage}", {"mockvox.stage": stage}, parent=parent_id) if tracker else nullcontext(None)
         with child as child_id:
-            outcome = stages.run_stage(stage, cfg, nets, features_dir, tracker, child_id, resume, workdir, observer)
+            outcome = stages.run_stage(stage, cfg, nets, features_dir, tracker, child_id, resume, workdir, observer,
+                                       exclude)  # fmt: skip
         result.epochs[stage] = outcome.total_epochs
         result.metrics.update({f"{stage}/{k}": v for k, v in outcome.metrics.items()})
         setattr(result, f"{stage}_run", child_id)

@@ -70,23 +70,45 @@ def prepare_features(cfg: DictConfig, store: DatasetStore, nets: Networks, obser
     )  # fmt: skip
 
 
-def _gpt_parts(cfg: DictConfig, nets: Networks, features_dir: Path):
-    return gpt_module(cfg, nets), gpt_datamodule(cfg, features_dir), spectrogram(cfg).sampling_rate
+def holdout_slices(cfg: DictConfig, store: DatasetStore, manifest: dict, previous=None) -> list[Reference]:
+    """The raw slices this training leaves out for evaluation (``data.holdout`` share, at most ``data.holdout_max``;
+    never the default reference), see :func:`mockvox.data.datasets.choose_holdout`. A resumed training keeps the
+    ``previous`` voice's held-out keys (those still in the dataset), so its scores compare with the earlier ones."""
+    from mockvox.data.datasets import choose_holdout
+
+    file_id = cfg.data.file_id
+    sliced = store.sliced_dir(file_id)
+    if previous is not None:
+        chosen = [r for r in manifest["results"] if r["key"] in set(previous)]
+    else:
+        ref = reference_clip(manifest, sliced)
+        keep = {Path(ref.audio).stem} if ref else set()
+        audio_dir = store.audio_dir(file_id) if cfg.data.denoise else sliced  # the audio training would read
+        share, most = float(cfg.data.get("holdout", 0.0)), int(cfg.data.get("holdout_max", 0))
+        chosen = choose_holdout(manifest["results"], audio_dir, share, most, float(cfg.data.min_speech_seconds), keep)
+    return [Reference(sliced / f"{r['key']}.wav", r["text"], manifest["language"]) for r in chosen
+            if (sliced / f"{r['key']}.wav").is_file()]  # fmt: skip
 
 
-def _sovits_parts(cfg: DictConfig, nets: Networks, features_dir: Path):
-    return sovits_module(cfg, nets), sovits_datamodule(cfg, nets, features_dir), int(cfg.model.sample_rate)
+def _gpt_parts(cfg: DictConfig, nets: Networks, features_dir: Path, exclude):
+    return gpt_module(cfg, nets), gpt_datamodule(cfg, features_dir, exclude), spectrogram(cfg).sampling_rate
+
+
+def _sovits_parts(cfg: DictConfig, nets: Networks, features_dir: Path, exclude):
+    return sovits_module(cfg, nets), sovits_datamodule(cfg, nets, features_dir, exclude), int(cfg.model.sample_rate)
 
 
 def run_stage(stage: str, cfg: DictConfig, nets: Networks, features_dir: Path, tracker, run_id, resume, workdir: Path,
-              observer=None):  # fmt: skip
-    """Fit one stage for ``cfg.epochs[stage]`` (more) epochs; log its checkpoint to the stage run.
+              observer=None, exclude=()):  # fmt: skip
+    """Fit one stage for ``cfg.epochs[stage]`` (more) epochs, without the ``exclude``-d slice keys (held out); log
+    its checkpoint to the stage run.
 
     ``observer`` (a :class:`~mockvox.train.callbacks.TrainObserver`) hears every batch and may stop the fit.
     """
     from mockvox.train.callbacks import ObserverCallback, SampleCallback, StageProgressBar
 
-    module, data, sample_rate = (_sovits_parts if stage == "sovits" else _gpt_parts)(cfg, nets, features_dir)
+    parts = _sovits_parts if stage == "sovits" else _gpt_parts
+    module, data, sample_rate = parts(cfg, nets, features_dir, exclude)
     epochs = int(cfg.epochs[stage])
     done = int(resume.epochs.get(stage, 0)) if resume else 0
     ckpt_in = resume.checkpoints.get(stage) if resume else None
@@ -123,13 +145,14 @@ def run_stage(stage: str, cfg: DictConfig, nets: Networks, features_dir: Path, t
 
 
 def write_voice_folder(cfg: DictConfig, nets: Networks, dest: Path, result, manifest: dict, resume,
-                       sliced_dir: Path | None = None) -> Path:  # fmt: skip
+                       sliced_dir: Path | None = None, holdout=(),
+                       reference: Reference | None = None) -> Path:  # fmt: skip
     """The model folder (official export formats + mockvox.yaml) that inference loads, with a reference clip from
-    ``sliced_dir`` (the dataset's raw slices) when one fits."""
+    ``sliced_dir`` (the dataset's raw slices) when one fits (or ``reference``) and the ``holdout`` slices."""
     from mockvox.voice import write_voice
 
     official = nets.official or (resume is not None and resume.official)
-    ref = reference_clip(manifest, sliced_dir) if sliced_dir is not None else None
+    ref = reference or (reference_clip(manifest, sliced_dir) if sliced_dir is not None else None)
     training = {
         "config": OmegaConf.to_container(cfg, resolve=True),
         "file_id": cfg.data.file_id,
@@ -138,6 +161,7 @@ def write_voice_folder(cfg: DictConfig, nets: Networks, dest: Path, result, mani
         "runs": {s: getattr(result, f"{s}_run", None) for s in STAGES},
         "parent_run": result.run_id,
         "resumed_from": resume.model_id if resume else None,
+        "holdout": [Path(clip.audio).stem for clip in holdout],
     }
     write_voice(
         dest, version=nets.version, gpt=nets.gpt, sovits=nets.sovits, sovits_kwargs=nets.sovits_kwargs,
@@ -146,7 +170,8 @@ def write_voice_folder(cfg: DictConfig, nets: Networks, dest: Path, result, mani
         vocoder=None if nets.version == "v2" else ("pretrained" if official else nets.vocoder),
         vocoder_kwargs=nets.vocoder_kwargs,
         sovits_base=None if nets.version == "v2" else ("pretrained" if official else nets.sovits),
-        extra={"training": training, "gpt_config": nets.gpt_config}, reference=ref, spectrogram=spectrogram(cfg),
+        extra={"training": training, "gpt_config": nets.gpt_config}, reference=ref, holdout=holdout,
+        spectrogram=spectrogram(cfg),
     )  # fmt: skip
     return dest
 

@@ -29,9 +29,10 @@ def _cfg(data_dir: Path, file_id: str, *extra: str):
 
 
 @pytest.fixture(scope="module")
-def trained(dataset):
+def trained(dataset, whisper_dir):
+    """The module's voice; its training ends with the default evaluation (Whisper tiny.en here)."""
     data_dir, file_id, _ = dataset
-    cfg = _cfg(data_dir, file_id)
+    cfg = _cfg(data_dir, file_id, "asr.model=tiny.en", f"asr.models_dir={whisper_dir}")
     return cfg, train(cfg)
 
 
@@ -134,7 +135,9 @@ def test_resume_adds_epochs_and_audio_into_a_new_version(trained, dataset, tmp_p
     resumed_cfg = OmegaConf.create(state.config)
     resumed_cfg.epochs = {"sovits": 1, "gpt": 2}
     resumed_cfg.resume_from = first.model_id
+    resumed_cfg.evaluate = False
     second = train(resumed_cfg, resume=state)
+    assert second.holdout == first.holdout and second.evaluation is None  # the same slices stay out
     assert second.model_id != first.model_id and second.version == 2 and second.name == first.name
     assert second.epochs == {"sovits": 2, "gpt": 3}
     new_version = DatasetStore(data_dir).versions(file_id)[-1]["version"]
@@ -172,14 +175,19 @@ def test_interrupted_training_leaves_the_old_model_intact(trained, monkeypatch, 
     assert mlflow.pyfunc.load_model(f"models:/{first.model_id}") is not None
 
 
-def test_tiny_v4_trains_registers_and_predicts_48khz(dataset):
+def test_tiny_v4_trains_registers_and_predicts_48khz(dataset, whisper_dir):
     import pandas as pd
 
     data_dir, file_id, _ = dataset
     cfg = compose_train(["experiment=tiny_v4", f"paths.data_dir={data_dir}", f"data.file_id={file_id}",
-                         "callbacks.progress=false", "logger.experiment_name=v4", "name=v4-voice"])  # fmt: skip
+                         "callbacks.progress=false", "logger.experiment_name=v4", "name=v4-voice",
+                         "asr.model=tiny.en", f"asr.models_dir={whisper_dir}", "evaluation.limit=1",
+                         "evaluation.max_tokens=20", "evaluation.chart=false"])  # fmt: skip
     result = train(cfg)
     assert result.model_id.startswith("m-") and result.version == 1
+    # the v4 floor: the random base generator under zero LoRA adapters, with the voice's reference
+    kinds = {row["voice"] for row in result.evaluation["sentences"]}
+    assert kinds == {"voice", "floor", "real"} and "eval/floor/wer" in result.metrics
     model = mlflow.pyfunc.load_model("models:/v4-voice@latest")
     row = {"text": "Hello there.", "ref_audio": str(_reference(SAMPLES / "voice_en.ogg")),
            "prompt_text": "This is a test.", "prompt_lang": "en", "text_lang": "en"}  # fmt: skip
