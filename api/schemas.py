@@ -76,7 +76,7 @@ class ModelOut(msgspec.Struct):
     created: int | None
     run_id: str | None
     registered: list[dict[str, Any]]
-    metrics: dict[str, float]
+    metrics: dict[str, float | None]  # null: a metric without a value (NaN), e.g. no clip to score
     resumed_from: str | None = None
 
 

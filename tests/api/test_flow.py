@@ -100,3 +100,27 @@ def test_outputs_expire(walkthrough, client, server) -> None:
     assert r.status_code == 410 and r.json()["code"] == "gone"
     unknown = client.get("/output/00000000-0000-4000-8000-000000000000")
     assert unknown.status_code == 404
+
+
+def test_a_training_through_the_api_ends_with_its_evaluation(walkthrough, client) -> None:
+    import time
+
+    from tests.api.conftest import FINAL
+
+    overrides = ["evaluate=true", "evaluation.limit=1", "evaluation.max_tokens=20", "evaluation.floor=false"]
+    r = client.post("/train", json={"file_id": walkthrough["file_id"], "version": "v2", "epochs_sovits": 1,
+                                    "epochs_gpt": 1, "overrides": overrides})  # fmt: skip
+    assert r.status_code == 200, r.text
+    task_id, stages = r.json()["task_id"], set()
+    deadline = time.monotonic() + 600
+    while (status := client.get(f"/tasks/{task_id}").json())["status"] not in FINAL and time.monotonic() < deadline:
+        stages.add(status.get("stage"))
+        time.sleep(0.2)
+    assert status["status"] == "SUCCESS", status
+    assert "evaluation" in stages, stages  # the task's progress names the step
+    result = status["results"]
+    summary = result["evaluation"]["summary"]
+    assert len(result["holdout"]) == 1 and result["evaluation"]["model_id"] == result["model_id"]
+    assert 0.0 <= summary["eval/wer"] and summary["eval/ceiling/wer"] < 0.5 and -1 <= summary["eval/speaker_sim"] <= 1
+    metrics = client.get(f"/model/{result['model_id']}").json()["metrics"]
+    assert metrics["eval/wer"] == summary["eval/wer"] and "eval/ceiling/dnsmos" in metrics

@@ -205,3 +205,39 @@ def test_datamodules_shuffle_reproducibly_and_validate_on_two_items(features):
     assert [b["keys"] for b in val] == [[k] for k in SovitsDataset(features, min_items=0).keys[:2]]
     with pytest.raises(FileNotFoundError, match="name2text.json"):
         GPTDataModule(features / "absent").train_dataloader()
+
+
+# ---------------------------------------------------------------------------- held-out slices
+
+
+def _slices(tmp_path, seconds: list[float], texts: list[str] | None = None) -> list[dict]:
+    results = []
+    for i, length in enumerate(seconds):
+        key = f"{i * 10**6:010d}_{i * 10**6 + int(length * 32000):010d}"
+        sf.write(tmp_path / f"{key}.wav", [0.1] * int(length * 32000), 32000)
+        results.append({"key": key, "text": (texts or [f"line {i}"] * len(seconds))[i]})
+    return results
+
+
+def test_holdout_takes_a_share_rounded_up_capped_and_stable(tmp_path):
+    from mockvox.data.datasets import choose_holdout
+
+    results = _slices(tmp_path, [3.0] * 20)
+    first = choose_holdout(results, tmp_path, 0.1, 8)
+    assert len(first) == 2 and first == choose_holdout(list(reversed(results)), tmp_path, 0.1, 8)  # not by order
+    assert len(choose_holdout(results, tmp_path, 0.5, 8)) == 8  # holdout_max
+    assert len(choose_holdout(results, tmp_path, 0.01, 8)) == 1  # rounded up
+    assert choose_holdout(results, tmp_path, 0.0, 8) == [] == choose_holdout(results, tmp_path, 0.1, 0)
+    # the default reference is never held out; a bigger share keeps the earlier choice (hash order)
+    kept = choose_holdout(results, tmp_path, 0.1, 8, keep={first[0]["key"]})
+    assert first[0] not in kept and len(kept) == 2
+    assert first == choose_holdout(results, tmp_path, 0.2, 8)[:2]
+
+
+def test_holdout_never_leaves_training_short_of_speech_or_items(tmp_path):
+    from mockvox.data.datasets import choose_holdout
+
+    results = _slices(tmp_path, [2.0, 2.0, 2.0, 0.3], ["a", "b", "", "d"])  # one untranscribed, one too short
+    assert len(choose_holdout(results, tmp_path, 1.0, 8)) == 1  # of the 2 usable slices, one must stay
+    assert choose_holdout(results, tmp_path, 1.0, 8, min_seconds=3.0) == []  # 2 s left would be under 3 s
+    assert len(choose_holdout(results, tmp_path, 1.0, 8, min_seconds=2.0)) == 1

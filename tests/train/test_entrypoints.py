@@ -56,13 +56,15 @@ def _env() -> dict:
     }
 
 
-def test_optuna_sweep_runs_and_tracks_two_jobs(dataset, tmp_path):
+def test_optuna_sweep_of_two_jobs_minimises_the_evaluation_cer(dataset, whisper_dir, tmp_path):
     data_dir, file_id, _ = dataset
-    cmd = [sys.executable, "-m", "mockvox.train", "-m", "hparams_search=optuna", "experiment=demo",
-           "hydra.sweeper.n_trials=2", "hydra.sweeper.sampler.n_startup_trials=2", f"paths.data_dir={data_dir}",
-           f"data.file_id={file_id}", "data.min_items=4", "epochs.sovits=1", "epochs.gpt=1",
-           "callbacks.progress=false", "callbacks.samples.every_n_epochs=0", "name=sweep-voice",
-           "logger.experiment_name=sweep"]  # fmt: skip
+    cmd = [sys.executable, "-m", "mockvox.train", "-m", "hparams_search=optuna", "hparams_search.objective=eval/cer",
+           "experiment=demo", "hydra.sweeper.n_trials=2", "hydra.sweeper.sampler.n_startup_trials=2",
+           f"paths.data_dir={data_dir}", f"data.file_id={file_id}", "data.min_items=4", "epochs.sovits=1",
+           "epochs.gpt=1", "callbacks.progress=false", "callbacks.samples.every_n_epochs=0", "name=sweep-voice",
+           "logger.experiment_name=sweep", "asr.model=tiny.en", f"asr.models_dir={whisper_dir}",
+           "evaluation.limit=1", "evaluation.max_tokens=40", "evaluation.floor=false",
+           "evaluation.chart=false"]  # fmt: skip
     proc = subprocess.run(cmd, cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     tracker = Tracker(f"sqlite:///{data_dir}/mlflow.db", "sweep")
@@ -72,11 +74,27 @@ def test_optuna_sweep_runs_and_tracks_two_jobs(dataset, tmp_path):
     assert len(lrs) == 2  # Optuna proposed two learning rates
     versions = tracker.client.search_model_versions("name='sweep-voice'")
     assert sorted(int(v.version) for v in versions) == [1, 2]
-    results = list((data_dir / "hydra" / "multirun").rglob("optimization_results.yaml"))
-    assert results, "the Optuna sweeper writes its best result"
+    (results,) = (data_dir / "hydra" / "multirun").rglob("optimization_results.yaml")
+    best = yaml.safe_load(results.read_text())
+    cers = sorted(r.data.metrics["eval/cer"] for r in parents)  # each job's evaluation, the value it returned
+    assert best["best_value"] == pytest.approx(cers[0]) and set(best["best_params"]) == {
+        "model.gpt.optimizer.lr", "model.sovits.optimizer.lr"}  # fmt: skip
 
 
-def test_dvc_repro_runs_prepare_features_train_on_the_sample(tmp_path, whisper_dir):
+def test_an_objective_the_training_does_not_produce_is_a_clear_error():
+    from mockvox.train.__main__ import objective
+    from mockvox.train.run import TrainResult
+
+    result = TrainResult(None, None, None, None, None, None, metrics={"gpt/train/loss_epoch": 2.0})
+    assert objective(result, "gpt/train/loss_epoch") == 2.0
+    with pytest.raises(KeyError, match=r"'eval/cer'.*evaluate=true.*gpt/train/loss_epoch"):
+        objective(result, "eval/cer")
+    result.evaluation = {"error": "FileNotFoundError: no Whisper model"}
+    with pytest.raises(KeyError, match="the evaluation failed: FileNotFoundError"):
+        objective(result, "eval/cer")
+
+
+def test_dvc_repro_runs_prepare_features_train_evaluate_on_the_sample(tmp_path, whisper_dir):
     project = tmp_path / "project"
     project.mkdir()
     for name in ("dvc.yaml", "params.yaml", ".dvcignore"):
@@ -99,6 +117,14 @@ def test_dvc_repro_runs_prepare_features_train_on_the_sample(tmp_path, whisper_d
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     metrics = json.loads((project / "data" / "dvc_stages" / "train.json").read_text())
     assert metrics["model_id"].startswith("m-") and metrics["epochs"] == {"sovits": 4, "gpt": 4}
+    assert "eval/wer" not in metrics["metrics"]  # params.yaml: evaluate=false, the evaluate stage does it
+    scores = json.loads((project / "data" / "dvc_stages" / "eval.json").read_text())
+    assert scores["model_id"] == metrics["model_id"] and scores["metric"] == "wer"
+    for key in ("eval/wer", "eval/speaker_sim", "eval/dnsmos", "eval/floor/wer", "eval/ceiling/wer"):
+        assert isinstance(scores[key], float), (key, scores)
+    shown = subprocess.run([sys.executable, "-m", "dvc", "metrics", "show", "--json"], cwd=project, env=env,
+                           capture_output=True, text=True, check=True)  # fmt: skip
+    assert "eval/speaker_sim" in shown.stdout  # DVC reads the evaluation as metrics
     features = json.loads((project / "data" / "dvc_stages" / "features.json").read_text())
     assert features["items"] >= 2
     assert (project / "dvc.lock").is_file()

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.slow
 
 def _cfg(data_dir: Path, file_id: str, *extra: str):
     return compose_train([
-        "experiment=demo", f"paths.data_dir={data_dir}", f"data.file_id={file_id}", "data.min_items=4",
+        "experiment=demo", f"paths.data_dir={data_dir}", f"data.file_id={file_id}", "data.min_items=8",
         "epochs.sovits=1", "epochs.gpt=1", "callbacks.progress=false", *extra,
     ])  # fmt: skip
 
@@ -64,6 +64,39 @@ def test_training_tracks_params_metrics_artifacts_and_registers(trained):
     assert [int(v.version) for v in versions] == [1] and version_model_id(versions[0]) == result.model_id
     assert resolve_model_id(tracker, f"models:/{result.name}@latest") == result.model_id
     assert resolve_model_id(tracker, f"models:/{result.name}/1") == result.model_id
+
+
+def test_training_ends_with_an_evaluation_beside_its_floor_and_ceiling(trained, dataset, tmp_path):
+    from mockvox.data.datasets import HELD_OUT
+
+    cfg, result = trained
+    data_dir, file_id, _ = dataset
+    # one of the sample's three slices is held out (ceil(0.1 * 3)), never the default reference
+    assert len(result.holdout) == 1
+    tracker = Tracker.from_config(cfg.logger)
+    voice = download_voice(tracker, result.model_id, tmp_path)
+    meta = yaml.safe_load((voice / "mockvox.yaml").read_text())
+    assert meta["training"]["holdout"] == result.holdout and len(meta["holdout"]) == 1
+    assert (voice / meta["holdout"][0]["audio"]).is_file() and meta["holdout"][0]["text"]
+    assert result.holdout[0] not in meta["reference"]["audio"]
+    from mockvox.data.datasets import GPTDataset
+
+    features = next(Path(cfg.paths.features_dir).glob(f"{file_id}/*/name2text.json")).parent
+    held = GPTDataset(features, min_items=0, exclude=result.holdout)
+    assert held.dropped[result.holdout[0]] == HELD_OUT and result.holdout[0] not in held.unique_keys
+    # the scores: on the run, in the result, with the floor (random start) and the ceiling (the real slice)
+    evaluation = result.evaluation
+    assert evaluation["model_id"] == result.model_id and evaluation["run_id"] == result.run_id
+    metrics = tracker.client.get_run(result.run_id).data.metrics
+    for prefix in ("eval/", "eval/floor/", "eval/ceiling/"):
+        for name in ("wer", "cer", "speaker_sim", "dnsmos", "duration_ratio"):
+            assert np.isfinite(metrics[prefix + name]) and metrics[prefix + name] == result.metrics[prefix + name]
+    assert {row["voice"] for row in evaluation["sentences"]} == {"voice", "floor", "real"}
+    assert metrics["eval/ceiling/wer"] < metrics["eval/wer"]  # a one-epoch voice from scratch is no speaker yet
+    artifacts = {a.path for a in tracker.client.list_artifacts(result.run_id, "eval")}
+    assert {"eval/sentences.json", "eval/summary.png", "eval/audio"} <= artifacts
+    version = tracker.client.get_model_version(result.name, str(result.version))
+    assert float(version.tags["eval/wer"]) == pytest.approx(metrics["eval/wer"], abs=1e-4)
 
 
 def test_voice_folder_uses_official_export_formats(trained, tmp_path):
