@@ -25,8 +25,8 @@ def format_table(result: dict) -> str:
     rows = {(row["voice"], row["line"]): row for row in result["sentences"]}
     lines = sorted({row["line"] for row in result["sentences"]})
     head = "voice floor  real"
-    out = [f"{'':4} {'':3} {metric.upper():^17} | {'speaker sim':^17} | {'DNSMOS':^17} | {'ratio':>5} {'flags':<6} text",
-           f"{'#':>4} {'set':3} {head} | {head} | {head} |"]  # fmt: skip
+    titles = " | ".join(f"{title:^17}" for title in (metric.upper(), "speaker sim", "DNSMOS"))
+    out = [f"{'':8} {titles} | {'ratio':>5} {'flags':<6} text", f"{'#':>4} {'set':3} {head} | {head} | {head} |"]
     for line in lines:
         voice = rows.get(("voice", line)) or {}
         flags = "".join(flag for flag, key in (("C", "capped"), ("S", "silent")) if voice.get(key)) or "-"
@@ -55,7 +55,6 @@ def format_table(result: dict) -> str:
 def cmd_evaluate(args) -> None:
     from mockvox.config import compose
     from mockvox.eval.run import evaluate, read_sentences
-
     from mockvox.progress import Bars
 
     cfg = compose("eval", args.overrides)

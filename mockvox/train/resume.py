@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from mockvox.infer.registry import download_voice, registered_versions, resolve_model_id
 from mockvox.train.build import Networks, check_config
@@ -49,13 +49,18 @@ def load_resume_state(tracker: Tracker, ref: str, cache: Path) -> ResumeState:
 def resume_config(state: ResumeState, base: DictConfig, epochs_sovits: int, epochs_gpt: int,
                   overrides: list[str] = ()) -> DictConfig:  # fmt: skip
     """The training config of a resume: the voice's own (upgraded to today's layout), N/M more epochs, the tracking
-    of ``base`` (the caller's composed config), then ``overrides`` (``key=value``)."""
+    of ``base`` (the caller's composed config) and its evaluation settings where the voice has none, then
+    ``overrides`` (``key=value``)."""
     from mockvox.train.config import upgrade_train_config
 
     cfg = upgrade_train_config(state.config)  # a voice trained before a config layout change still resumes
     cfg.epochs = {"sovits": int(epochs_sovits), "gpt": int(epochs_gpt)}
     cfg.resume_from = state.model_id
     cfg.logger = base.logger
+    with open_dict(cfg):
+        for key in ("evaluate", "evaluation", "asr"):  # a voice trained before evaluations: the caller's settings
+            if key not in cfg and key in base:
+                cfg[key] = base[key]
     for item in overrides:
         key, _, value = item.partition("=")
         OmegaConf.update(cfg, key, yaml.safe_load(value) if value else None, force_add=True)

@@ -130,3 +130,16 @@ def test_mockvox_resume_loads_the_voice_once(registry, monkeypatch, tmp_path):
     assert seen["loads"] == 1  # the CLI's load is handed to train(), which does not download it again
     assert seen["caches"] == [tmp_path / "data" / "models"]
     assert resumed[0].model_id == "m-1" and len(tracker.client.destinations) == 2
+
+
+def test_a_voice_from_before_evaluations_resumes_with_the_callers_evaluation(tmp_path):
+    old = OmegaConf.to_container(compose_train(["experiment=demo", "data.file_id=ds"]), resolve=True)
+    for key in ("evaluate", "evaluation", "asr"):
+        old.pop(key)
+    state = resume.ResumeState("m-old", "voice-ds", tmp_path, old, {"sovits": 1, "gpt": 1})
+    base = compose_train(["data.file_id=ds", "evaluation.limit=2", "asr.model=tiny.en"])
+    cfg = resume.resume_config(state, base, 1, 1)
+    assert cfg.evaluate is True and cfg.evaluation.limit == 2 and cfg.asr.model == "tiny.en"
+    current = {**old, "evaluate": False, "evaluation": {**base.evaluation, "limit": 5}}
+    kept = resume.resume_config(resume.ResumeState("m-new", None, tmp_path, current, {}), base, 1, 1)
+    assert kept.evaluate is False and kept.evaluation.limit == 5  # a voice's own settings stay
