@@ -3,6 +3,7 @@
 from mockvox.eval.metrics import (
     ResemblyzerEncoder,
     SpeakerEncoder,
+    WavLMEncoder,
     duration_ratio,
     intelligibility,
     normalize_text,
@@ -13,6 +14,7 @@ from mockvox.eval.metrics import (
 __all__ = [
     "ResemblyzerEncoder",
     "SpeakerEncoder",
+    "WavLMEncoder",
     "duration_ratio",
     "evaluate",
     "intelligibility",

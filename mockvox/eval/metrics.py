@@ -100,6 +100,39 @@ class ResemblyzerEncoder:
         return np.asarray(self.model.embed_utterance(wav / peak * 0.95), dtype=np.float32)
 
 
+class WavLMEncoder:
+    """The x-vector head of a WavLM speaker-verification model (``WavLMForXVector``): a hub name such as
+    ``microsoft/wavlm-base-plus-sv`` (downloaded on first use into ``cache_dir``, the Hugging Face cache by default)
+    or a local model folder. Stronger than resemblyzer on hard cases; its scores are on its own scale, so compare
+    runs measured with the same encoder (the ``eval/speaker_encoder`` tag says which)."""
+
+    def __init__(self, model: str = "microsoft/wavlm-base-plus-sv", device: str = "cpu", cache_dir: str | None = None,
+                 local_files_only: bool = False) -> None:  # fmt: skip
+        import torch
+        from transformers import AutoFeatureExtractor, WavLMForXVector
+
+        options = {"cache_dir": cache_dir, "local_files_only": local_files_only}
+        self.extractor = AutoFeatureExtractor.from_pretrained(model, **options)
+        self.model = WavLMForXVector.from_pretrained(model, **options).to(device).eval()
+        self.device, self._torch = torch.device(device), torch
+
+    def embed(self, audio: np.ndarray, sr: int) -> np.ndarray:
+        """The model's x-vector of a clip (resampled to 16 kHz)."""
+        inputs = self.extractor(_to_16k(audio, sr), sampling_rate=EVAL_SAMPLE_RATE, return_tensors="pt")
+        with self._torch.inference_mode():
+            vector = self.model(**{k: v.to(self.device) for k, v in inputs.items()}).embeddings[0]
+        return vector.float().cpu().numpy()
+
+
+@functools.lru_cache(maxsize=4)
+def speaker_encoder(target: str, **kwargs) -> SpeakerEncoder:
+    """An encoder class by import path (``mockvox.eval.metrics.WavLMEncoder``) built with ``kwargs``; one instance
+    per process and settings (the evaluation's ``evaluation.speaker`` group)."""
+    from hydra.utils import get_class
+
+    return get_class(target)(**kwargs)
+
+
 @functools.lru_cache(maxsize=1)
 def default_encoder() -> ResemblyzerEncoder:
     """The shared resemblyzer encoder, loaded on first use."""

@@ -35,6 +35,7 @@ from mockvox.eval.metrics import (
     embed,
     intelligibility,
     quality,
+    speaker_encoder,
     speaker_profile,
 )
 from mockvox.infer.pipeline import SynthesisParams, Synthesizer
@@ -216,6 +217,19 @@ def eval_lines(cfg: DictConfig, language: str, holdout: Sequence[Reference],
     return lines
 
 
+def _encoder(ev: DictConfig) -> tuple[SpeakerEncoder | None, str]:
+    """The ``evaluation.speaker`` encoder (None: resemblyzer's shared default) and a name for the tags."""
+    from omegaconf import OmegaConf
+
+    node = ev.get("speaker")
+    if not node:
+        return None, "ResemblyzerEncoder"
+    spec = OmegaConf.to_container(node, resolve=True)
+    target = spec.pop("_target_")
+    name = target.rsplit(".", 1)[-1] + (f"({spec['model']})" if spec.get("model") else "")
+    return speaker_encoder(target, **spec), name
+
+
 def _device(name: str) -> str:
     return ("cuda" if torch.cuda.is_available() else "cpu") if str(name) == "auto" else str(name)
 
@@ -256,6 +270,9 @@ def evaluate(ref: str, cfg: DictConfig, sentences: Sequence[str] | None = None, 
     real = [line for line in lines if line.real is not None]
     params = SynthesisParams(seed=int(ev.seed), max_tokens=int(ev.max_tokens))
     transcriber = transcriber or Transcriber(AsrConfig(**cfg.asr))
+    encoder_name = type(encoder).__name__
+    if encoder is None:
+        encoder, encoder_name = _encoder(ev)
     real_audio = [load_audio(clip.audio) for clip in [reference, *(line.real for line in real)]]
     scorer = Scorer(language, transcriber, encoder, [(audio, sr) for audio, sr in real_audio])
     total = len(lines) * (2 if ev.get("floor", True) else 1) + len(real)
@@ -299,7 +316,7 @@ def evaluate(ref: str, cfg: DictConfig, sentences: Sequence[str] | None = None, 
             summary.update(summarize(kept, metric, PREFIX[kind]))
     settings = {"sentences": sum(line.set == "sentences" for line in lines), "holdout": len(real),
                 "seed": params.seed, "max_tokens": params.max_tokens, "asr_model": transcriber.cfg.model,
-                "language": language}  # fmt: skip
+                "speaker_encoder": encoder_name, "language": language}  # fmt: skip
     title = f"{model_id} ({language})"
     chart = (lambda path: write_chart(rows, metric, path, title)) if ev.get("chart", True) else None
     logged = log_evaluation(source.registry, model_id, summary, rows, clips, settings, chart)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -82,3 +84,32 @@ def test_duration_ratio_compares_against_the_language_speaking_rate(clips):
     assert 0.5 < duration_ratio(len(audio) / sr, FOX, "en") < 2.0
     with pytest.raises(ValueError):
         duration_ratio(1.0, "...", "en")
+
+
+def tiny_wavlm(folder: Path) -> Path:
+    """A small random ``WavLMForXVector`` with its feature extractor, saved as a hub model folder would be."""
+    import torch
+    from transformers import Wav2Vec2FeatureExtractor, WavLMConfig, WavLMForXVector
+
+    torch.manual_seed(0)
+    config = WavLMConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                         conv_dim=(16, 16), conv_stride=(5, 4), conv_kernel=(10, 8), num_conv_pos_embeddings=16,
+                         num_conv_pos_embedding_groups=2, tdnn_dim=(16, 16), tdnn_kernel=(3, 1), tdnn_dilation=(1, 1),
+                         xvector_output_dim=8, num_buckets=32, max_bucket_distance=100)  # fmt: skip
+    WavLMForXVector(config).save_pretrained(folder)
+    Wav2Vec2FeatureExtractor(sampling_rate=16000, return_attention_mask=True).save_pretrained(folder)
+    return folder
+
+
+def test_a_wavlm_encoder_from_a_model_folder_plugs_in(clips, tmp_path):
+    from mockvox.eval.metrics import WavLMEncoder, speaker_encoder
+
+    folder = tiny_wavlm(tmp_path / "wavlm")
+    encoder = speaker_encoder("mockvox.eval.metrics.WavLMEncoder", model=str(folder), local_files_only=True)
+    assert isinstance(encoder, WavLMEncoder) and isinstance(encoder, SpeakerEncoder)
+    fox = encoder.embed(*clips["fox"])
+    assert fox.shape == (8,) and np.isfinite(fox).all()
+    assert speaker_similarity(*clips["fox"], *clips["fox"], encoder=encoder) == pytest.approx(1.0)
+    assert -1.0 <= speaker_similarity(*clips["fox"], *clips["market"], encoder=encoder) < 1.0
+    with pytest.raises(OSError):  # nothing to download here: a missing local model says so
+        WavLMEncoder(str(tmp_path / "missing"), local_files_only=True)
