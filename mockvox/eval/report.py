@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-KINDS = (("voice", "the voice", "#1f77b4"), ("floor", "not fine-tuned (floor)", "#bbbbbb"),
+STYLES = (("voice", "the voice", "#1f77b4"), ("floor", "not fine-tuned (floor)", "#bbbbbb"),
          ("real", "real slice (ceiling)", "#2ca02c"))  # fmt: skip
 
 
@@ -29,7 +29,7 @@ def write_chart(rows: Sequence[dict], metric: str, path: str | Path, title: str)
 
     lines = sorted({row["line"] for row in rows})
     labels = {row["line"]: (row["set"][0].upper() + str(row["line"])) for row in rows}  # S0.., H3..
-    kinds = [kind for kind in KINDS if any(row["voice"] == kind[0] for row in rows)]
+    kinds = [kind for kind in STYLES if any(row["voice"] == kind[0] for row in rows)]
     width = 0.8 / max(len(kinds), 1)
     panels = _panels(metric)
     fig = Figure(figsize=(max(6.0, 0.6 * len(lines) + 2), 2.4 * len(panels)), layout="constrained")

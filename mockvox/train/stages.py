@@ -79,7 +79,8 @@ def holdout_slices(cfg: DictConfig, store: DatasetStore, manifest: dict, previou
     file_id = cfg.data.file_id
     sliced = store.sliced_dir(file_id)
     if previous is not None:
-        chosen = [r for r in manifest["results"] if r["key"] in set(previous)]
+        kept = set(previous)
+        chosen = [r for r in manifest["results"] if r["key"] in kept]
     else:
         ref = reference_clip(manifest, sliced)
         keep = {Path(ref.audio).stem} if ref else set()
