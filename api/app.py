@@ -13,11 +13,12 @@ import anyio
 from litestar import Litestar
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
+from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.static_files import create_static_files_router
 
-from api.auth import require_key
+from api.auth import provide_access, require_key
 from api.controllers.datasets import DatasetController
 from api.controllers.health import HealthController
 from api.controllers.models import ModelController
@@ -133,6 +134,7 @@ def create_app(settings: Settings, embedded: Path | None = None) -> Litestar:
     app = Litestar(
         route_handlers=[*CONTROLLERS, assets],
         guards=[require_key],
+        dependencies={"access": Provide(provide_access, sync_to_thread=False)},
         exception_handlers=exception_handlers(),
         openapi_config=openapi,
         cors_config=cors,

@@ -1,14 +1,20 @@
-"""API keys: ``Authorization: Bearer <key>`` or ``X-API-Key``; everything but /health and /docs needs one when set."""
+"""API keys: ``Authorization: Bearer <key>`` or ``X-API-Key``; everything but /health and /docs needs one when set.
+
+Each key is a tenant (:mod:`api.access`); an admin key (``admin_keys``) also sees every tenant's data.
+"""
 
 from __future__ import annotations
 
 import hmac
 
+from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
+from api.access import Access, Caller, key_owner
 from api.errors import ApiError
-from api.services import key_owner
+
+CALLER = "mockvox_caller"
 
 
 def presented_key(connection: ASGIConnection) -> str | None:
@@ -18,13 +24,30 @@ def presented_key(connection: ASGIConnection) -> str | None:
     return connection.headers.get("x-api-key")
 
 
+def _known(given: str, keys: tuple[str, ...]) -> bool:
+    return any(hmac.compare_digest(given.encode(), k.encode()) for k in keys)  # every key compared: no timing hint
+
+
 def require_key(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
-    """Guard: with keys configured, a request must present one of them (401 otherwise)."""
-    keys = connection.app.state.settings.api_keys
-    if not keys or handler.opt.get("public") or connection.url.path.startswith("/docs"):
-        connection.scope["mockvox_owner"] = ""
+    """Guard: with keys configured, a request must present one of them (401 otherwise); it names the caller."""
+    settings = connection.app.state.settings
+    if not settings.keys_required:
+        connection.scope[CALLER] = Caller("", admin=True)  # one local user
         return
     given = presented_key(connection) or ""
-    if not any(hmac.compare_digest(given.encode(), k.encode()) for k in keys):
+    admin, user = _known(given, settings.admin_keys), _known(given, settings.api_keys)
+    if admin or user:
+        connection.scope[CALLER] = Caller(key_owner(given), admin=admin)
+    elif handler.opt.get("public") or connection.url.path.startswith("/docs"):
+        connection.scope[CALLER] = Caller("\0")  # sees nothing
+    else:
         raise ApiError(401, "unauthorized")
-    connection.scope["mockvox_owner"] = key_owner(given)
+
+
+def caller_of(connection: ASGIConnection) -> Caller:
+    return connection.scope.get(CALLER) or Caller("\0")
+
+
+def provide_access(request: Request) -> Access:
+    """The ``access`` dependency: the ids of this request, checked for its caller."""
+    return Access(caller_of(request), request.app.state)

@@ -77,8 +77,29 @@ class ApiError(Exception):
         self.status, self.code, self.detail, self.params = status, code, detail, params
 
 
+_SQL = re.compile(r"\[SQL: .*?\]|\[parameters: .*?\]|\(Background on this error at: [^)]*\)", re.S)
+_URI = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"),;]*")
+_PATH = re.compile(r"(?<![\w.~/:-])(?:/[^\s/'\":,;()\[\]]+){2,}/?")
+_SECRETS: set[str] = set()
+
+
+def hide(*secrets: str) -> None:
+    """Values never to show a client (API keys, the callback secret): :func:`scrub` masks them."""
+    _SECRETS.update(s for s in secrets if s and len(s) >= 4)
+
+
+def scrub(text: str) -> str:
+    """A message as a client may read it: no SQL, no store URIs, no absolute server paths (a path's last part
+    stays, e.g. the file a client named), no configured secret."""
+    for secret in _SECRETS:
+        text = text.replace(secret, "***")
+    text = _SQL.sub("", text)
+    text = _URI.sub(lambda m: m.group(0).split("://", 1)[0] + "://…", text)
+    return _PATH.sub(lambda m: m.group(0).rstrip("/").rsplit("/", 1)[-1] or "/", text).strip()
+
+
 def _body(status: int, code: str, text: str, detail: str | None) -> dict:
-    return {"detail": f"{text}: {detail}" if detail else text, "code": code, "status": status}
+    return {"detail": f"{text}: {scrub(detail)}" if detail else text, "code": code, "status": status}
 
 
 def error_response(request: Request, status: int, code: str, detail: str | None = None,

@@ -41,7 +41,7 @@ async def upload_body(request: Request, form: Form, check: Callable[[dict], None
     try:
         values = form.parse(body.fields)
         if check is not None:
-            check(values)
+            await to_thread.run_sync(check, values)
         if "file" not in body.files:
             raise ApiError(422, "missing", "file is required", name="file")
         if values.get("callback_url"):
@@ -60,11 +60,12 @@ def check_callback(url: str, settings) -> str:
         raise ApiError(422, "invalid", str(exc), name="callback_url") from None
 
 
-def enqueue_upload(request: Request, body, values: dict, kind: str, kwargs: dict) -> Queued:
+async def enqueue_upload(request: Request, body, values: dict, kind: str, kwargs: dict) -> Queued:
     """Queue the processing of an uploaded recording; the upload is removed if it cannot be queued."""
+    upload = str(body.files["file"])
     try:
-        task_id = enqueue(request, kind, f"mockvox.{kind}", {**kwargs, "upload": str(body.files["file"])},
-                          values.get("callback_url"))  # fmt: skip
+        task_id = await enqueue(request, kind, f"mockvox.{kind}", {**kwargs, "upload": upload},
+                                values.get("callback_url"), spool=upload)  # fmt: skip
     except BaseException:
         body.discard()
         raise

@@ -28,6 +28,16 @@ TASKS = sa.Table(
     sa.Column("finished", sa.Float, nullable=True),
     sa.Column("callback_url", sa.Text, nullable=True),
     sa.Column("run_id", sa.String(64), nullable=True),  # a training's MLflow run
+    sa.Column("spool", sa.Text, nullable=True),  # the uploaded file a queued task will consume (removed on cancel)
+)
+
+OWNERS = sa.Table(  # who created what: datasets and references (voices carry an MLflow tag, tasks the column above)
+    "owners",
+    _META,
+    sa.Column("kind", sa.String(16), primary_key=True),  # dataset | ref
+    sa.Column("id", sa.String(128), primary_key=True),
+    sa.Column("owner", sa.String(64), nullable=False, index=True),
+    sa.Column("created", sa.Float, nullable=False),
 )
 
 
@@ -43,6 +53,7 @@ class Record:
     finished: float | None
     callback_url: str | None
     run_id: str | None = None
+    spool: str | None = None
 
 
 class Records:
@@ -54,11 +65,22 @@ class Records:
         if url.startswith("sqlite"):
             sa.event.listen(self.engine, "connect", _sqlite_wal)
         _META.create_all(self.engine)
+        self._add_columns()
 
-    def add(self, task_id: str, kind: str, owner: str, params: dict, callback_url: str | None = None) -> None:
+    def _add_columns(self) -> None:
+        """Columns added since a records database was created (``spool``), added to it in place."""
+        have = {c["name"] for c in sa.inspect(self.engine).get_columns("tasks")}
+        with self.engine.begin() as conn:
+            for column in TASKS.columns:
+                if column.name not in have:
+                    kind = column.type.compile(dialect=self.engine.dialect)
+                    conn.execute(sa.text(f'ALTER TABLE tasks ADD COLUMN "{column.name}" {kind}'))
+
+    def add(self, task_id: str, kind: str, owner: str, params: dict, callback_url: str | None = None,
+            spool: str | None = None) -> None:  # fmt: skip
         params_json = json.dumps(params, ensure_ascii=False)
         row = {"id": task_id, "kind": kind, "owner": owner, "created": time.time(), "params": params_json,
-               "cancel": False, "callback_url": callback_url}  # fmt: skip
+               "cancel": False, "callback_url": callback_url, "spool": spool}  # fmt: skip
         with self.engine.begin() as conn:
             conn.execute(TASKS.insert().values(**row))
 
@@ -73,6 +95,10 @@ class Records:
         with self.engine.begin() as conn:
             conn.execute(TASKS.update().where(TASKS.c.id == task_id).values(**values))
 
+    def remove(self, task_id: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(TASKS.delete().where(TASKS.c.id == task_id))
+
     def request_cancel(self, task_id: str) -> None:
         self._set(task_id, cancel=True)
 
@@ -86,14 +112,33 @@ class Records:
         self._set(task_id, finished=time.time())
 
     def unfinished(self, owner: str) -> int:
-        """Tasks of ``owner`` not yet finished (nor cancelled)."""
-        query = (
-            sa.select(sa.func.count())
-            .select_from(TASKS)
-            .where(TASKS.c.owner == owner, TASKS.c.finished.is_(None), TASKS.c.cancel.is_(False))
-        )
+        """Tasks of ``owner`` not yet finished (a cancelled one counts until it has let go of what it holds)."""
+        query = sa.select(sa.func.count()).select_from(TASKS).where(TASKS.c.owner == owner, TASKS.c.finished.is_(None))
         with self.engine.connect() as conn:
             return int(conn.execute(query).scalar_one())
+
+    # --- ownership ---------------------------------------------------------------------------------------------------
+    def own(self, kind: str, item_id: str, owner: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(OWNERS.insert().values(kind=kind, id=item_id, owner=owner, created=time.time()))
+
+    def owner_of(self, kind: str, item_id: str) -> str | None:
+        query = sa.select(OWNERS.c.owner).where(OWNERS.c.kind == kind, OWNERS.c.id == item_id)
+        with self.engine.connect() as conn:
+            return conn.execute(query).scalar_one_or_none()
+
+    def owned(self, kind: str, owner: str, offset: int = 0, limit: int = 50) -> tuple[list[str], int]:
+        """Ids of ``kind`` that ``owner`` created, oldest first: one page and the total."""
+        where = (OWNERS.c.kind == kind, OWNERS.c.owner == owner)
+        page = sa.select(OWNERS.c.id).where(*where).order_by(OWNERS.c.created, OWNERS.c.id).offset(offset).limit(limit)
+        with self.engine.connect() as conn:
+            ids = list(conn.execute(page).scalars())
+            total = int(conn.execute(sa.select(sa.func.count()).select_from(OWNERS).where(*where)).scalar_one())
+        return ids, total
+
+    def disown(self, kind: str, item_id: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(OWNERS.delete().where(OWNERS.c.kind == kind, OWNERS.c.id == item_id))
 
     def ping(self) -> None:
         with self.engine.connect() as conn:

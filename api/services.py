@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
+import logging
 import re
 import threading
 import time
@@ -10,6 +10,7 @@ import uuid
 from datetime import UTC, datetime
 
 import cachetools
+from anyio import to_thread
 from litestar import Request
 
 from api.errors import ApiError
@@ -21,6 +22,7 @@ TASK_ID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a
 MODEL_ID_RE = re.compile(r"^(?:models:/)?m-[0-9a-f]{32}$")
 MODEL_URI_RE = re.compile(r"^models:/[A-Za-z0-9][A-Za-z0-9._-]{0,199}(?:@[A-Za-z0-9_-]{1,100}|/(?:\d{1,9}|latest))$")
 FINISHED = ("SUCCESS", "FAILURE", "REVOKED")
+log = logging.getLogger("api")
 
 
 def check_task_id(value: str) -> str:
@@ -46,30 +48,41 @@ def check_file_id(value: str, name: str = "file_id") -> str:
         raise ApiError(422, "invalid", str(exc), name=name) from None
 
 
-def enqueue(request: Request, kind: str, name: str, kwargs: dict, callback_url: str | None = None) -> str:
-    """Record and send a task; 429 past the caller's limit of unfinished tasks, 503 when the broker is down."""
+async def enqueue(request: Request, kind: str, name: str, kwargs: dict, callback_url: str | None = None,
+                  spool: str | None = None) -> str:  # fmt: skip
+    """Record and send a task off the event loop; 429 past the caller's limit of unfinished tasks, 503 when the
+    broker does not take it (then nothing is recorded). ``spool``: the uploaded file the task consumes."""
+    from api.auth import caller_of
+
+    owner = caller_of(request).owner
+    return await to_thread.run_sync(_enqueue, request.app.state, owner, kind, name, kwargs, callback_url, spool)
+
+
+def _enqueue(state, owner: str, kind: str, name: str, kwargs: dict, callback_url: str | None, spool: str | None) -> str:
     from kombu.exceptions import OperationalError
 
     from api.worker import send
 
-    state = request.app.state
     settings: Settings = state.settings
     records: Records = state.records
-    who = request.scope.get("mockvox_owner", "")
-    if records.unfinished(who) >= settings.limits.queued_per_key:
+    if records.unfinished(owner) >= settings.limits.queued_per_key:
         raise ApiError(429, "too_many", limit=settings.limits.queued_per_key)
     task_id = str(uuid.uuid4())
-    records.add(task_id, kind, who, {k: v for k, v in kwargs.items() if k != "upload"}, callback_url)
+    records.add(task_id, kind, owner, {k: v for k, v in kwargs.items() if k != "upload"}, callback_url, spool)
     try:
         send(name, task_id, kwargs, state.celery)
-    except (OperationalError, ConnectionError, OSError, RuntimeError) as exc:  # RuntimeError: Redis result store down
-        records.finish(task_id)
-        raise ApiError(503, "unavailable", f"the task queue is unreachable ({exc})") from None
+    except (OperationalError, ConnectionError, OSError, RuntimeError, sqlalchemy_error()) as exc:
+        records.remove(task_id)
+        log.warning("task %s not queued: %s", task_id, exc)
+        raise ApiError(503, "unavailable", "the task queue did not take the task; retry later") from None
     return task_id
 
 
-def key_owner(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()[:16]
+def sqlalchemy_error() -> type[Exception]:
+    """SQLAlchemy's base error (the sqlite broker raises it when its database is locked)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    return SQLAlchemyError
 
 
 def _iso(ts: float | datetime | None) -> str:
@@ -83,28 +96,27 @@ _ENDED: cachetools.LRUCache = cachetools.LRUCache(maxsize=4096)  # final answers
 _ENDED_LOCK = threading.Lock()
 
 
-def task_status(request: Request, record: Record) -> TaskOut:
+def task_status(state, record: Record) -> TaskOut:
     """The task's Celery state, with what only the records know: cancelled while queued, lost (no heartbeat)."""
     with _ENDED_LOCK:
         known = _ENDED.get(record.id)
     if known is not None:
         return known
-    out = _task_status(request, record)
+    out = _task_status(state, record)
     if out.status in FINISHED and record.finished is not None:
         with _ENDED_LOCK:
             _ENDED[record.id] = out
     return out
 
 
-def _task_status(request: Request, record: Record) -> TaskOut:
+def _task_status(state, record: Record) -> TaskOut:
     from celery.result import AsyncResult
 
-    state = request.app.state
     result = AsyncResult(record.id, app=state.celery)
     try:
         status, info = result.state, result.info
-    except (ValueError, KeyError, TypeError) as exc:  # a result another version wrote: say so, do not fail
-        status, info = "FAILURE", f"the task's stored result cannot be read ({exc})"
+    except Exception:  # a stored result Celery cannot rebuild (another version's, a class that cannot be made)
+        status, info = "FAILURE", "the task failed (its stored error cannot be read)"
     progress, stage, results, error, when = 0.0, None, None, None, record.created
     if status == "PENDING" and record.cancel:
         status, error = "REVOKED", "cancelled"
@@ -116,11 +128,53 @@ def _task_status(request: Request, record: Record) -> TaskOut:
     elif status == "SUCCESS":
         progress, results, when = 100.0, info if isinstance(info, dict) else {"value": info}, result.date_done
     elif status in ("FAILURE", "REVOKED"):
-        error = info.get("error") if isinstance(info, dict) else str(info) if info else status.lower()
+        error = _error_text(info) if info else status.lower()
         when = result.date_done or when
     elif status == "STARTED":
         stage = "started"
     return TaskOut(record.id, record.kind, status, progress, stage, results, error, _iso(when))
+
+
+def cancel_task(state, record: Record) -> TaskOut:
+    """Cancel a task: a queued one never runs and its spooled upload goes now; a running one is told to stop."""
+    from pathlib import Path
+
+    current = task_status(state, record)
+    if current.status in FINISHED:
+        return current
+    state.records.request_cancel(record.id)
+    if current.status == "PENDING":
+        if record.spool:
+            Path(record.spool).unlink(missing_ok=True)
+        state.records.finish(record.id)  # it holds nothing now: its slot is free
+    try:
+        state.celery.control.revoke(record.id)
+    except Exception:  # brokers without broadcast (sqlite): the worker reads the records' flag instead
+        pass
+    return task_status(state, state.records.get(record.id))
+
+
+def _error_text(info) -> str:
+    """A stored failure as text, whatever exception Celery rebuilt (some cannot print themselves, e.g. numpy's
+    out-of-memory error rebuilt from its arguments)."""
+    from api.errors import scrub
+
+    if isinstance(info, dict):
+        return scrub(str(info.get("error") or "failed"))
+    if isinstance(info, MemoryError):
+        return "out of memory"
+    try:
+        text = str(info)
+    except Exception:
+        text = " ".join(_safe_str(a) for a in getattr(info, "args", ())) or type(info).__name__
+    return scrub(text)[:2000]
+
+
+def _safe_str(value) -> str:
+    try:
+        return str(value)
+    except Exception:
+        return type(value).__name__
 
 
 def _lost(record: Record, settings: Settings) -> bool:
@@ -139,3 +193,24 @@ def _mark_lost(state, record: Record, error: str) -> None:
         except Exception:  # the tracking store may be away; the task's answer does not depend on it
             pass
     state.records.finish(record.id)
+
+
+def delete_voice(state, model_id: str, keep_checkpoints: bool = False) -> None:
+    """Delete a voice once: parallel deletes of the same voice queue on a lock, and all but the first find it gone
+    (404). Its resident copies and cached download go too."""
+    import shutil
+
+    import filelock
+    from mlflow.exceptions import MlflowException
+
+    locks = state.settings.state_dir / "locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    with filelock.FileLock(locks / f"model-{model_id}.lock", timeout=60):
+        try:
+            state.registry.delete_voice(model_id, keep_checkpoints)
+        except MlflowException as err:
+            if err.error_code == "RESOURCE_DOES_NOT_EXIST":
+                raise ApiError(404, "model_not_found", model_id) from None
+            raise
+    state.voices.forget(model_id)
+    shutil.rmtree(state.voices.source.cache_dir / model_id, ignore_errors=True)

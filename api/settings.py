@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import ipaddress
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from api.overrides import Allowed, allow_list
 from mockvox.config import compose, finalize_paths, is_override
 
 INFER_KEYS = {"device", "precision", "cache", "logger"}  # conf/infer.yaml keys a serve override may set
@@ -43,6 +45,7 @@ class Settings:
     workers: int = 1
     insecure: bool = False
     api_keys: tuple[str, ...] = ()
+    admin_keys: tuple[str, ...] = ()  # keys that see every tenant's data
     cors_origins: tuple[str, ...] = ()
     broker_url: str = ""
     result_backend: str = ""
@@ -56,7 +59,7 @@ class Settings:
     lost_after_s: float = 90
     callbacks: Callbacks = field(default_factory=Callbacks)
     train_overrides: tuple[str, ...] = ()
-    train_allow: tuple[str, ...] = ()
+    train_allow: Mapping[str, Allowed] = field(default_factory=dict)  # key: its type and range (api.overrides)
     infer_overrides: tuple[str, ...] = ()
 
     # --- derived -----------------------------------------------------------------------------------------------------
@@ -93,9 +96,13 @@ class Settings:
     def uploads_dir(self) -> Path:
         return self.state_dir / "incoming"
 
+    @property
+    def keys_required(self) -> bool:
+        return bool(self.api_keys or self.admin_keys)
+
     def check_binding(self) -> None:
         """Refuse to listen beyond loopback without API keys unless ``insecure`` says so."""
-        if self.api_keys or self.insecure or _loopback(self.host):
+        if self.keys_required or self.insecure or _loopback(self.host):
             return
         raise ValueError(f"refusing to serve on {self.host} without API keys: set MOCKVOX_API_KEYS, or pass --insecure")
 
@@ -152,6 +159,7 @@ def settings_from_config(cfg: DictConfig, train: list[str] = (), infer: list[str
         workers=int(c["workers"]),
         insecure=bool(c["insecure"]),
         api_keys=_csv(c["api_keys"]),
+        admin_keys=_csv(c["admin_keys"]),
         cors_origins=_csv(c["cors_origins"]),
         broker_url=str(c["broker_url"] or ""),
         result_backend=str(c["result_backend"] or ""),
@@ -165,7 +173,7 @@ def settings_from_config(cfg: DictConfig, train: list[str] = (), infer: list[str
         lost_after_s=float(c["lost_after_s"]),
         callbacks=Callbacks(**{**c["callbacks"], "allow": _csv(c["callbacks"]["allow"])}),
         train_overrides=tuple(c["train_overrides"]) + tuple(train),
-        train_allow=_csv(c["train_allow"]),
+        train_allow=allow_list(c["train_allow"]),
         infer_overrides=tuple(c["infer_overrides"]) + tuple(infer),
     )
     return replace(out, **values) if values else out

@@ -77,8 +77,9 @@ def fragments(synth, ref: dict | None, text: str, language: str, params: dict) -
     return synth.fragments(*_reference(ref), text, language, synthesis_params(params))
 
 
-def checked_request(state, values: dict, param_names: tuple[str, ...]) -> tuple[str, dict | None, dict]:
-    """``(model_id, reference, params)`` of a synthesis request, every part checked (404 / 422) before any work."""
+def checked_request(state, access, values: dict, param_names: tuple[str, ...]) -> tuple[str, dict | None, dict]:
+    """``(model_id, reference, params)`` of a synthesis request, every part checked (404 / 422) before any work;
+    the voice and the reference must be the caller's (:class:`~api.access.Access`)."""
     from mockvox.infer.pipeline import SynthesisError
 
     limit = state.settings.limits.text_chars
@@ -87,12 +88,10 @@ def checked_request(state, values: dict, param_names: tuple[str, ...]) -> tuple[
     model_ref = check_model_ref(values["model_id"])  # every id's format first, then the lookups
     ref_id = values.get("ref_audio_file_id") or None
     ref_id = check_file_id(ref_id, "ref_audio_file_id") if ref_id else None
-    model_id = state.resolve_model(model_ref)
+    model_id = access.model(model_ref)
     ref = None
     if ref_id:
-        info = state.refs.get(ref_id)
-        if info is None:
-            raise ApiError(404, "ref_not_found", ref_id)
+        info = access.ref(ref_id, "ref_audio_file_id")
         text = values.get("ref_text") or info.text
         if not text:
             raise ApiError(422, "missing", "ref_text is required (the reference has no stored transcript)",

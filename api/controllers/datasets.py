@@ -6,12 +6,12 @@ from anyio import to_thread
 from litestar import Controller, Request, get, post
 from litestar.params import Parameter
 
+from api.access import Access
 from api.controllers import FILE_ID, path_value
 from api.errors import ApiError, message
 from api.errors import language as lang_of
 from api.intake import CALLBACK, enqueue_upload, upload_body
 from api.schemas import LANGUAGES, Field, Form, Queued, Revised, error_responses
-from api.services import check_file_id
 from api.uploads import read_body
 
 UPLOAD = Form(Field("file", "file", True, description="WAV / MP3 / FLAC / OGG recording"),
@@ -30,35 +30,31 @@ class DatasetController(Controller):
 
     @post("/upload", status_code=200, operation_class=UPLOAD.operation(), responses=error_responses(
         400, 401, 413, 415, 422, 429, 503))  # fmt: skip
-    async def upload(self, request: Request) -> Queued:
+    async def upload(self, request: Request, access: Access) -> Queued:
         """Upload a recording: it is sliced, denoised and transcribed by a worker (progress in /tasks)."""
         from mockvox.data.ids import new_file_id
 
         body, values = await upload_body(request, UPLOAD)
         file_id = new_file_id()
         kwargs = {"file_id": file_id, "language": values["language"], "denoise": values["denoise"]}
-        return enqueue_upload(request, body, values, "prepare", kwargs)
+        await to_thread.run_sync(access.own, "dataset", file_id)  # before any worker can make it
+        return await enqueue_upload(request, body, values, "prepare", kwargs)
 
     @post("/add", status_code=200, operation_class=ADD.operation(), responses=error_responses(
         400, 401, 404, 413, 415, 422, 429, 503))  # fmt: skip
-    async def add(self, request: Request) -> Queued:
+    async def add(self, request: Request, access: Access) -> Queued:
         """Add a recording to a dataset (same processing; its slices come after the earlier ones)."""
-
-        def known_dataset(values: dict) -> None:
-            if not request.app.state.store.exists(check_file_id(values["file_id"])):
-                raise ApiError(404, "dataset_not_found", values["file_id"])
-
-        body, values = await upload_body(request, ADD, known_dataset)
-        return enqueue_upload(request, body, values, "add", {"file_id": values["file_id"]})
+        body, values = await upload_body(request, ADD, lambda v: access.dataset(v["file_id"]))
+        return await enqueue_upload(request, body, values, "add", {"file_id": values["file_id"]})
 
     @post("/revision", status_code=200, operation_class=REVISION.operation(), responses=error_responses(
         400, 401, 404, 413, 415, 422))  # fmt: skip
-    async def revision(self, request: Request) -> Revised:
+    async def revision(self, request: Request, access: Access) -> Revised:
         """Correct transcripts (partial: keys not named keep theirs); a new dataset version."""
         settings = request.app.state.settings
         body = await read_body(request, settings.uploads_dir, 4 << 20)
         values = REVISION.parse(body.fields)
-        file_id = check_file_id(values["file_id"])
+        file_id = await to_thread.run_sync(access.dataset, values["file_id"])
         results, remove = values["results"], values.get("remove") or []
         if isinstance(results, dict) and "results" in results:
             results = results["results"]
@@ -73,7 +69,8 @@ class DatasetController(Controller):
                        [r for r in result.results if r["key"] in revised])  # fmt: skip
 
     @get("/datasets/{file_id:path}", responses=error_responses(401, 404, 422))
-    async def dataset(self, request: Request, file_id: str = Parameter(schema_extra={"pattern": FILE_ID})) -> dict:
+    async def dataset(self, request: Request, access: Access,
+                      file_id: str = Parameter(schema_extra={"pattern": FILE_ID})) -> dict:  # fmt: skip
         """The dataset's manifest: version, slices with transcripts, paths (as `mockvox dataset`)."""
-        file_id = check_file_id(path_value(file_id))
+        file_id = await to_thread.run_sync(access.dataset, path_value(file_id))
         return await to_thread.run_sync(request.app.state.store.manifest, file_id)

@@ -6,11 +6,12 @@ from anyio import to_thread
 from litestar import Controller, Request, delete, get
 from litestar.params import Parameter
 
+from api.access import Access
 from api.controllers import MODEL_REF, options_for, path_value
 from api.errors import ApiError, message
 from api.errors import language as lang_of
 from api.schemas import Deleted, ModelOut, ModelPage, error_responses
-from api.services import check_model_ref
+from api.services import delete_voice
 
 
 def _out(info: dict) -> ModelOut:
@@ -37,22 +38,26 @@ def check_page_token(token: str | None) -> str | None:
     return token
 
 
+KEEP_CHECKPOINTS = Parameter(default=False, description="keep the training checkpoints (they can rebuild the voice)")
+
+
 class ModelController(Controller):
     tags = ["models"]
     options = options_for("/model/{model_id:path}", "DELETE, GET, OPTIONS")
 
     @get("/model/{model_id:path}", responses=error_responses(401, 404, 422))
-    async def info(self, request: Request, model_id: str = Parameter(schema_extra={"pattern": MODEL_REF})) -> ModelOut:
+    async def info(self, request: Request, access: Access,
+                   model_id: str = Parameter(schema_extra={"pattern": MODEL_REF})) -> ModelOut:  # fmt: skip
         """Version, epochs per stage, dataset and its DVC version, metrics, registry entries (no weights loaded)."""
         from mockvox.infer.registry import model_info
 
-        ref = check_model_ref(path_value(model_id))
-        return _out(await to_thread.run_sync(model_info, request.app.state.registry, ref))
+        resolved = await to_thread.run_sync(access.model, path_value(model_id))
+        return _out(await to_thread.run_sync(model_info, request.app.state.registry, resolved))
 
     @get("/models", responses=error_responses(400, 401, 422))
-    async def list_models(self, request: Request, limit: int = Parameter(default=50, ge=1, le=500),
+    async def list_models(self, request: Request, access: Access, limit: int = Parameter(default=50, ge=1, le=500),
                           page_token: str | None = Parameter(default=None, max_length=2000)) -> ModelPage:  # fmt: skip
-        """Voices, newest first; ``next_page_token`` gives the next page."""
+        """The caller's voices, newest first; ``next_page_token`` gives the next page."""
         from mlflow.exceptions import MlflowException
 
         from mockvox.infer.registry import summary, voice_models
@@ -60,7 +65,7 @@ class ModelController(Controller):
         registry, start = request.app.state.registry, check_page_token(page_token)
 
         def page():
-            models, token = voice_models(registry, limit, start)
+            models, token = voice_models(registry, limit, start, access.model_filter)
             return [_out(summary(registry, m)) for m in models], token
 
         try:
@@ -70,13 +75,11 @@ class ModelController(Controller):
         return ModelPage(items, token)
 
     @delete("/model/{model_id:path}", status_code=200, responses=error_responses(401, 404, 422))
-    async def remove(self, request: Request, model_id: str = Parameter(schema_extra={"pattern": MODEL_REF})) -> Deleted:
-        """Delete a voice: its registry versions, the logged model and its artifacts; resident copies are dropped."""
-        import shutil
-
-        state = request.app.state
-        resolved = await to_thread.run_sync(state.resolve_model, check_model_ref(path_value(model_id)))
-        await to_thread.run_sync(state.registry.delete_voice, resolved)
-        state.voices.forget(resolved)
-        shutil.rmtree(state.voices.source.cache_dir / resolved, ignore_errors=True)
+    async def remove(self, request: Request, access: Access,
+                     model_id: str = Parameter(schema_extra={"pattern": MODEL_REF}),
+                     keep_checkpoints: bool = KEEP_CHECKPOINTS) -> Deleted:  # fmt: skip
+        """Delete a voice: its registry versions, the logged model and its artifacts, its runs' training checkpoints
+        (unless ``keep_checkpoints``); resident copies are dropped. A second delete answers 404."""
+        resolved = await to_thread.run_sync(access.model, path_value(model_id))
+        await to_thread.run_sync(delete_voice, request.app.state, resolved, keep_checkpoints)
         return Deleted(message("deleted", lang_of(request)), resolved)

@@ -6,12 +6,12 @@ from anyio import to_thread
 from litestar import Controller, Request, delete, get, post
 from litestar.params import Parameter
 
+from api.access import Access
 from api.controllers import FILE_ID, options_for, path_value
 from api.errors import ApiError, message
 from api.errors import language as lang_of
 from api.intake import FORMATS
 from api.schemas import LANGUAGES, Deleted, Field, Form, RefOut, RefPage, error_responses
-from api.services import check_file_id
 from api.uploads import read_body
 
 UPLOAD_REF = Form(Field("file", "file", True, description="3-10 s WAV / MP3 / FLAC / OGG"),
@@ -25,7 +25,7 @@ class ReferenceController(Controller):
 
     @post("/uploadRef", status_code=200, operation_class=UPLOAD_REF.operation(), responses=error_responses(
         400, 401, 413, 415, 422))  # fmt: skip
-    async def upload_ref(self, request: Request) -> RefOut:
+    async def upload_ref(self, request: Request, access: Access) -> RefOut:
         """Keep a reference recording; its duration is checked here, not at synthesis."""
         settings = request.app.state.settings
         body = await read_body(request, settings.uploads_dir, settings.limits.upload_bytes, ("file",))
@@ -38,28 +38,26 @@ class ReferenceController(Controller):
                 raise ApiError(422, "format", f"file {name[:100]!r}")
             info = await to_thread.run_sync(request.app.state.refs.add, body.files["file"], name, values.get("text"),
                                             values.get("language"))  # fmt: skip
+            await to_thread.run_sync(access.own, "ref", info.file_id)
         finally:
             body.discard()
         return info
 
     @get("/refs", responses=error_responses(400, 401, 422))
-    async def list_refs(self, request: Request, offset: int = Parameter(default=0, ge=0, le=10**9),
+    async def list_refs(self, request: Request, access: Access, offset: int = Parameter(default=0, ge=0, le=10**9),
                         limit: int = Parameter(default=50, ge=1, le=500)) -> RefPage:  # fmt: skip
-        """Uploaded references, oldest first."""
-        items, total = await to_thread.run_sync(request.app.state.refs.list, offset, limit)
+        """The caller's references, oldest first."""
+        items, total = await to_thread.run_sync(access.refs, offset, limit)
         return RefPage(items, total, offset, limit)
 
     @get("/refs/{ref_id:path}", responses=error_responses(401, 404, 422))
-    async def get_ref(self, request: Request, ref_id: str = Parameter(schema_extra={"pattern": FILE_ID})) -> RefOut:
-        ref_id = check_file_id(path_value(ref_id), "ref_id")
-        info = request.app.state.refs.get(ref_id)
-        if info is None:
-            raise ApiError(404, "ref_not_found", ref_id)
-        return info
+    async def get_ref(self, access: Access, ref_id: str = Parameter(schema_extra={"pattern": FILE_ID})) -> RefOut:
+        return await to_thread.run_sync(access.ref, path_value(ref_id))
 
     @delete("/refs/{ref_id:path}", status_code=200, responses=error_responses(401, 404, 422))
-    async def delete_ref(self, request: Request, ref_id: str = Parameter(schema_extra={"pattern": FILE_ID})) -> Deleted:
-        ref_id = check_file_id(path_value(ref_id), "ref_id")
-        if not request.app.state.refs.delete(ref_id):
-            raise ApiError(404, "ref_not_found", ref_id)
-        return Deleted(message("deleted", lang_of(request)), ref_id)
+    async def delete_ref(self, request: Request, access: Access,
+                         ref_id: str = Parameter(schema_extra={"pattern": FILE_ID})) -> Deleted:  # fmt: skip
+        info = await to_thread.run_sync(access.ref, path_value(ref_id))
+        if not await to_thread.run_sync(access.delete_ref, info.file_id):
+            raise ApiError(404, "ref_not_found", info.file_id)  # deleted meanwhile by a parallel request
+        return Deleted(message("deleted", lang_of(request)), info.file_id)

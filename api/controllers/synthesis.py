@@ -9,12 +9,13 @@ from litestar import Controller, Request, get, post
 from litestar.params import Parameter
 from litestar.response import File, Stream
 
+from api.access import Access
 from api.controllers import FILE_ID, MODEL_REF, TASK_ID, path_value
 from api.errors import ApiError, message
 from api.errors import language as lang_of
 from api.intake import CALLBACK, check_callback
 from api.schemas import SYNTH_LANGUAGES, Field, Form, Queued, error_responses
-from api.services import check_task_id, enqueue, task_status
+from api.services import enqueue, task_status
 from api.synthesis import checked_request, fragments, pcm_stream
 from api.uploads import read_body
 
@@ -41,29 +42,30 @@ class SynthesisController(Controller):
 
     @post("/inference", status_code=200, operation_class=INFERENCE.operation(), responses=error_responses(
         400, 401, 404, 413, 415, 422, 429, 503))  # fmt: skip
-    async def inference(self, request: Request) -> Queued:
+    async def inference(self, request: Request, access: Access) -> Queued:
         """Queue a synthesis; the WAV is at /output/{task_id} once /tasks says SUCCESS."""
         settings = request.app.state.settings
         values = INFERENCE.parse((await read_body(request, settings.uploads_dir, 1 << 20)).fields)
         if values.get("callback_url"):
             check_callback(values["callback_url"], settings)
-        model_id, ref, params = await to_thread.run_sync(checked_request, request.app.state, values, PARAM_NAMES)
+        model_id, ref, params = await to_thread.run_sync(checked_request, request.app.state, access, values,
+                                                         PARAM_NAMES)  # fmt: skip
         kwargs = {"model_id": model_id, "ref": ref, "target_text": values["target_text"],
                   "target_language": values["target_language"], "params": params}  # fmt: skip
-        task_id = enqueue(request, "infer", "mockvox.infer", kwargs, values.get("callback_url"))
+        task_id = await enqueue(request, "infer", "mockvox.infer", kwargs, values.get("callback_url"))
         return Queued(message("queued", lang_of(request)), task_id)
 
     @get("/output/{task_id:path}", responses={**error_responses(401, 404, 409, 410, 422)},
          media_type="audio/wav")  # fmt: skip
-    async def output(self, request: Request, task_id: str = Parameter(schema_extra={"pattern": TASK_ID})) -> File:
+    async def output(self, request: Request, access: Access,
+                     task_id: str = Parameter(schema_extra={"pattern": TASK_ID})) -> File:  # fmt: skip
         """The synthesised WAV of a finished /inference task."""
-        state, task_id = request.app.state, check_task_id(path_value(task_id))
-        record = state.records.get(task_id)
-        if record is None:
-            raise ApiError(404, "task_not_found", task_id)
+        state = request.app.state
+        record = await to_thread.run_sync(access.task, path_value(task_id))
+        task_id = record.id
         if record.kind != "infer":
             raise ApiError(404, "no_output", f"task {task_id} is a {record.kind} task")
-        status = (await to_thread.run_sync(task_status, request, record)).status
+        status = (await to_thread.run_sync(task_status, state, record)).status
         if status != "SUCCESS":
             raise ApiError(409, "not_ready", state=status)
         path = state.settings.outputs_dir / f"{task_id}.wav"
@@ -75,6 +77,7 @@ class SynthesisController(Controller):
     async def stream(
         self,
         request: Request,
+        access: Access,
         model_id: str = Parameter(schema_extra={"pattern": MODEL_REF}),
         target_text: str = Parameter(min_length=1, max_length=10000, description="at most limits.text_chars"),
         ref_audio_file_id: str | None = Parameter(default=None, schema_extra={"pattern": FILE_ID}),
@@ -92,12 +95,12 @@ class SynthesisController(Controller):
         max_tokens: int = Parameter(default=1500, ge=1, le=1500),
     ) -> Stream:
         """Stream a synthesis: a WAV header (sizes 0xFFFFFFFF), then 16-bit PCM as each text fragment is ready."""
-        values = {k: v for k, v in locals().items() if k not in ("self", "request")}
+        values = {k: v for k, v in locals().items() if k not in ("self", "request", "access")}
         for name, choices in (("ref_language", SYNTH_LANGUAGES), ("target_language", SYNTH_LANGUAGES),
                               ("split", SPLITS)):  # fmt: skip
             Field(name, choices=choices).parse(values[name])
         state = request.app.state
-        model_id, ref, params = await to_thread.run_sync(checked_request, request.app.state, values, PARAM_NAMES)
+        model_id, ref, params = await to_thread.run_sync(checked_request, state, access, values, PARAM_NAMES)
         async with state.stream_slots:  # load and check under the same bound as the synthesis
             synth = await to_thread.run_sync(state.voices.get, model_id)
             pieces = await to_thread.run_sync(fragments, synth, ref, values["target_text"], target_language, params)

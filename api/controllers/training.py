@@ -5,12 +5,13 @@ from __future__ import annotations
 from anyio import to_thread
 from litestar import Controller, Request, post
 
+from api.access import Access
 from api.controllers import FILE_ID, MODEL_REF
 from api.errors import ApiError, message
 from api.errors import language as lang_of
 from api.intake import CALLBACK, check_callback
 from api.schemas import Field, Form, Queued, error_responses
-from api.services import check_file_id, check_model_ref, enqueue
+from api.services import enqueue
 from api.uploads import read_body
 
 EPOCHS = {"minimum": 1, "maximum": 1000}
@@ -24,16 +25,14 @@ RESUME = Form(Field("model_id", required=True, pattern=MODEL_REF),
               OVERRIDES, CALLBACK)  # fmt: skip
 
 
-def allowed_overrides(values: dict, allow: tuple[str, ...]) -> list[str]:
-    items = values.get("overrides") or []
-    if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
-        raise ApiError(422, "invalid", 'overrides must be a JSON list of "key=value" strings', name="overrides")
-    for item in items:
-        key, sep, _ = item.partition("=")
-        if not sep or key not in allow:
-            raise ApiError(422, "invalid", f"override {item[:100]!r} is not allowed; allowed keys: {', '.join(allow)}",
-                           name="overrides")  # fmt: skip
-    return items
+def allowed_overrides(values: dict, allow) -> list[str]:
+    """The request's overrides as the service writes them (typed values from the allow-list), else 422."""
+    from api.overrides import OverrideError, checked_overrides
+
+    try:
+        return checked_overrides(values.get("overrides") or [], allow)
+    except OverrideError as exc:
+        raise ApiError(422, "invalid", str(exc), name="overrides") from None
 
 
 async def _form(request: Request, form: Form) -> dict:
@@ -50,26 +49,22 @@ class TrainingController(Controller):
 
     @post("/train", status_code=200, operation_class=TRAIN.operation(), responses=error_responses(
         400, 401, 404, 413, 415, 422, 429, 503))  # fmt: skip
-    async def train(self, request: Request) -> Queued:
+    async def train(self, request: Request, access: Access) -> Queued:
         """Train a voice (checked before it is queued: dataset, version, epochs, enough speech)."""
         values = await _form(request, TRAIN)
-        file_id = check_file_id(values["file_id"])
-        state = request.app.state
-        if not state.store.exists(file_id):
-            raise ApiError(404, "dataset_not_found", file_id)
-        await to_thread.run_sync(state.check_speech, file_id, values["denoised"])
+        file_id = await to_thread.run_sync(access.dataset, values["file_id"])
+        await to_thread.run_sync(request.app.state.check_speech, file_id, values["denoised"])
         kwargs = {k: values[k] for k in ("file_id", "epochs_sovits", "epochs_gpt", "version", "denoised", "overrides")}
-        task_id = enqueue(request, "train", "mockvox.train", kwargs, values.get("callback_url"))
+        task_id = await enqueue(request, "train", "mockvox.train", kwargs, values.get("callback_url"))
         return Queued(message("queued", lang_of(request)), task_id, file_id)
 
     @post("/resume", status_code=200, operation_class=RESUME.operation(), responses=error_responses(
         400, 401, 404, 413, 415, 422, 429, 503))  # fmt: skip
-    async def resume(self, request: Request) -> Queued:
+    async def resume(self, request: Request, access: Access) -> Queued:
         """Train a voice N / M more epochs into a new model version."""
         values = await _form(request, RESUME)
-        ref = check_model_ref(values["model_id"])
-        model_id = await to_thread.run_sync(request.app.state.resolve_model, ref)
+        model_id = await to_thread.run_sync(access.model, values["model_id"])
         kwargs = {"model_id": model_id, "epochs_sovits": values["epochs_sovits"], "epochs_gpt": values["epochs_gpt"],
                   "overrides": values["overrides"]}  # fmt: skip
-        task_id = enqueue(request, "resume", "mockvox.resume", kwargs, values.get("callback_url"))
+        task_id = await enqueue(request, "resume", "mockvox.resume", kwargs, values.get("callback_url"))
         return Queued(message("queued", lang_of(request)), task_id)

@@ -19,6 +19,9 @@ app = Celery("mockvox")
 
 def configure(settings: Settings, celery: Celery = app) -> Celery:
     """Point ``celery`` at the settings' broker and result backend (sqlite files in the state folder by default)."""
+    from api.errors import hide
+
+    hide(*settings.api_keys, *settings.admin_keys, settings.callbacks.secret)  # never in an error a client reads
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     celery.conf.update(
         broker_url=settings.broker,

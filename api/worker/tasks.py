@@ -14,7 +14,7 @@ import threading
 from contextlib import contextmanager
 
 from celery import states
-from celery.exceptions import Ignore
+from celery.exceptions import Ignore, SoftTimeLimitExceeded, TimeLimitExceeded
 
 from api.callbacks import deliver
 from api.records import Records
@@ -43,6 +43,13 @@ class Job:
         self.records = records()
         self._stop = threading.Event()
         self._checked, self._cancel = 0.0, False
+
+    def owner_tags(self) -> dict[str, str]:
+        """The MLflow tags that make a voice its requester's (:mod:`api.access`)."""
+        from api.access import OWNER_TAG
+
+        record = self.records.get(self.id)
+        return {OWNER_TAG: record.owner} if record is not None else {}
 
     def progress(self, percent: float, stage: str, **info) -> None:
         meta = {"progress": round(max(0.0, min(100.0, percent)), 1), "stage": stage, **info}
@@ -76,12 +83,17 @@ class Job:
         try:
             yield self
         except BaseException as exc:
+            from mockvox.train.tracking import TrainingCancelled
+
             self._stop.set()
-            cancelled = type(exc).__name__ == "TrainingCancelled"
-            self._finish(states.REVOKED if cancelled else states.FAILURE, None, str(exc))
-            if cancelled:
-                self.task.backend.mark_as_revoked(self.id, str(exc), request=self.task.request)
+            text = task_error(exc)
+            if isinstance(exc, TrainingCancelled):
+                self._finish(states.REVOKED, None, text)
+                self.task.backend.mark_as_revoked(self.id, text, request=self.task.request)
                 raise Ignore() from exc
+            self._finish(states.FAILURE, None, text)
+            if isinstance(exc, Exception):  # stored as plain text: any reader can turn it back into a message
+                raise RuntimeError(text) from None
             raise
         self._stop.set()
 
@@ -102,6 +114,17 @@ class Job:
             payload = {"task_id": self.id, "kind": self.kind, "status": status, "results": results, "error": error}
             threading.Thread(target=deliver, args=(settings().callbacks, record.callback_url, payload),
                              daemon=True).start()  # fmt: skip
+
+
+def task_error(exc: BaseException) -> str:
+    """A failure as its task's error: the message without server paths, URIs, SQL or secrets."""
+    from api.errors import scrub
+
+    if isinstance(exc, MemoryError):
+        return scrub(f"out of memory ({exc})" if str(exc) else "out of memory")
+    if isinstance(exc, SoftTimeLimitExceeded | TimeLimitExceeded):
+        return "the task ran past its time limit"
+    return scrub(str(exc) or type(exc).__name__)[:2000]
 
 
 # --- data -------------------------------------------------------------------------------------------------------------
@@ -132,11 +155,11 @@ def prepare(self, file_id: str, upload: str, language: str, denoise: bool) -> di
     from pathlib import Path
 
     job = Job(self, "prepare")
-    with job.running():
-        try:
+    try:
+        with job.running():
             result = dataset_pipeline().upload(upload, language, denoise, _dataset_progress(job), file_id=file_id)
-        finally:
-            Path(upload).unlink(missing_ok=True)
+    finally:  # used, failed or cancelled before it started: the spooled upload goes
+        Path(upload).unlink(missing_ok=True)
     return job.done(result.as_dict())
 
 
@@ -145,11 +168,11 @@ def add(self, file_id: str, upload: str) -> dict:
     from pathlib import Path
 
     job = Job(self, "add")
-    with job.running():
-        try:
+    try:
+        with job.running():
             result = dataset_pipeline().add(file_id, upload, _dataset_progress(job))
-        finally:
-            Path(upload).unlink(missing_ok=True)
+    finally:
+        Path(upload).unlink(missing_ok=True)
     return job.done(result.as_dict())
 
 
@@ -182,6 +205,13 @@ class _Observer:
         self.job.records.set_run(self.job.id, run_id)
 
 
+def _client_overrides(overrides: list[str]) -> list[str]:
+    """The request's overrides checked again against this worker's allow-list (a task from any API process)."""
+    from api.overrides import checked_overrides
+
+    return checked_overrides(list(overrides or []), settings().train_allow)
+
+
 def _train_base(overrides: list[str]):
     from mockvox.train.config import compose_train
 
@@ -210,23 +240,26 @@ def _json_safe(value):
 @app.task(bind=True, name="mockvox.train")
 def train(self, file_id: str, epochs_sovits: int, epochs_gpt: int, version: str, denoised: bool,
           overrides: list[str]) -> dict:  # fmt: skip
+    from mockvox.data.ids import validate_file_id
     from mockvox.train.run import train as run_training
 
     job = Job(self, "train")
     with job.running():
         job.progress(0, "features")
+        if version not in ("v2", "v4"):
+            raise ValueError(f"version {version!r}: accepted v2, v4")
         cfg = _train_base(
             [
                 f"model={version}",
-                f"data.file_id={file_id}",
-                f"epochs.sovits={epochs_sovits}",
-                f"epochs.gpt={epochs_gpt}",
+                f"data.file_id={validate_file_id(file_id)}",
+                f"epochs.sovits={int(epochs_sovits)}",
+                f"epochs.gpt={int(epochs_gpt)}",
                 f"data.denoise={str(bool(denoised)).lower()}",
-                *overrides,
+                *_client_overrides(overrides),
             ]
         )
         cfg.callbacks.progress = False
-        result = run_training(cfg, observer=_Observer(job))
+        result = run_training(cfg, observer=_Observer(job), extra_tags=job.owner_tags())
     return job.done(_train_result(result))
 
 
@@ -242,10 +275,10 @@ def resume(self, model_id: str, epochs_sovits: int, epochs_gpt: int, overrides: 
         job.progress(0, "features")
         base = _train_base([])
         state = load_resume_state(Tracker.from_config(base.logger), model_id, voice_cache_dir(base))
-        cfg = resume_config(state, base, epochs_sovits, epochs_gpt, overrides)
+        cfg = resume_config(state, base, int(epochs_sovits), int(epochs_gpt), _client_overrides(overrides))
         cfg.paths.data_dir = str(settings().data_dir)
         cfg.callbacks.progress = False
-        result = run_training(cfg, resume=state, observer=_Observer(job))
+        result = run_training(cfg, resume=state, observer=_Observer(job), extra_tags=job.owner_tags())
     return job.done({**_train_result(result), "resumed_from": state.model_id})
 
 

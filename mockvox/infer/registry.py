@@ -151,8 +151,10 @@ def summary(tracker: Registry, logged, cache_dir: Path | None = None) -> dict:
     }
 
 
-def voice_models(tracker: Registry, max_results: int = 50, page_token: str | None = None) -> tuple[list, str | None]:
-    """One page of the store's logged voices, newest first: ``(logged models, next page token)``."""
+def voice_models(tracker: Registry, max_results: int = 50, page_token: str | None = None,
+                 filter_string: str | None = None) -> tuple[list, str | None]:  # fmt: skip
+    """One page of the store's logged voices (those ``filter_string`` selects), newest first: ``(logged models,
+    next page token)``."""
     experiments = [e.experiment_id for e in tracker.client.search_experiments()]
     if not experiments:
         return [], None
@@ -160,6 +162,7 @@ def voice_models(tracker: Registry, max_results: int = 50, page_token: str | Non
         experiments,
         max_results=max_results,
         page_token=page_token,
+        filter_string=filter_string,
         order_by=[{"field_name": "creation_timestamp", "ascending": False}],
     )
     return list(page), page.token

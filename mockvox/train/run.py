@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
+from collections.abc import Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,10 +55,11 @@ def _debug_run(cfg: DictConfig) -> bool:
 
 
 def train(cfg: DictConfig, store: DatasetStore | None = None, resume: ResumeState | None = None,
-          observer=None) -> TrainResult:  # fmt: skip
+          observer=None, extra_tags: Mapping[str, str] | None = None) -> TrainResult:  # fmt: skip
     """Run the training described by a composed ``conf/train.yaml`` (on ``store``, default: the data root's).
 
     With ``cfg.resume_from`` the voice's state is loaded here unless the caller already did (``resume``).
+    ``extra_tags`` are added to the run's, the voice's and its registry version's MLflow tags (e.g. its owner).
     ``observer`` (:class:`~mockvox.train.callbacks.TrainObserver`) hears the progress and can stop the training
     (:class:`~mockvox.train.tracking.TrainingCancelled`: runs KILLED, nothing registered).
     """
@@ -84,6 +86,7 @@ def train(cfg: DictConfig, store: DatasetStore | None = None, resume: ResumeStat
     if resume:
         tags["mockvox.resumed_from"] = resume.model_id
     tags["mockvox.holdout"] = str(len(holdout))
+    tags.update(extra_tags or {})
     workdir = Path(tempfile.mkdtemp(prefix="train-", dir=_ensure(Path(cfg.paths.runs_dir))))
     parent = tracker.run(f"{name}", tags) if tracker else nullcontext(None)
     try:

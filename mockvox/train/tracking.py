@@ -8,6 +8,7 @@ at a tracking server instead.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -18,6 +19,8 @@ import mlflow
 from mlflow.entities import Metric, Param, RunTag
 
 from mockvox.infer.registry import MODEL_ARTIFACT, Registry
+
+log = logging.getLogger(__name__)
 
 
 class TrainingCancelled(Exception):
@@ -162,33 +165,66 @@ class Tracker(Registry):
         model_id = model_uri.removeprefix("models:/") if model_uri.startswith("models:/m-") else None
         return self.client.create_model_version(name, model_uri, tags=dict(tags or {}), model_id=model_id)
 
+    def _with_children(self, run_id: str) -> list:
+        run = self.client.get_run(run_id)
+        return [run, *self.client.search_runs([run.info.experiment_id], f"tags.`{PARENT_TAG}` = '{run_id}'")]
+
     def end_runs(self, run_id: str, status: str = "KILLED") -> int:
         """End a run and its child runs that are still RUNNING (a training whose process died); returns how many."""
-        run = self.client.get_run(run_id)
-        children = self.client.search_runs([run.info.experiment_id], f"tags.`{PARENT_TAG}` = '{run_id}'")
         ended = 0
-        for r in [run, *children]:
+        for r in self._with_children(run_id):
             if r.info.status == "RUNNING":
                 self.client.set_terminated(r.info.run_id, status)
                 ended += 1
         return ended
 
-    def delete_voice(self, model_id: str) -> list[dict]:
-        """Remove a voice: its registry versions, then the logged model and its artifacts; returns the versions."""
-        import shutil
-        from urllib.parse import urlparse
+    def delete_voice(self, model_id: str, keep_checkpoints: bool = False) -> list[dict]:
+        """Remove a voice: its registry versions, the logged model and its artifacts, and (unless
+        ``keep_checkpoints``) the training checkpoints its runs logged; returns the versions.
 
+        Raises:
+            MlflowException: no such model (RESOURCE_DOES_NOT_EXIST), e.g. deleted meanwhile.
+        """
         from mockvox.infer.registry import registered_versions
 
+        logged = self.client.get_logged_model(model_id)
         versions = registered_versions(self, model_id)
         for v in versions:
-            self.client.delete_model_version(v["name"], str(v["version"]))
-        location = self.client.get_logged_model(model_id).artifact_location
-        self.client.delete_logged_model(model_id)
-        parsed = urlparse(location)
-        if parsed.scheme in ("", "file"):  # a local artifact store: the files go too (remote stores keep their own)
-            shutil.rmtree(Path(parsed.path), ignore_errors=True)
+            _unless_gone(self.client.delete_model_version, v["name"], str(v["version"]))
+        _unless_gone(self.client.delete_logged_model, model_id)
+        _delete_artifacts(logged.artifact_location, None)
+        if not keep_checkpoints and logged.source_run_id:
+            for run in self._with_children(logged.source_run_id):
+                _delete_artifacts(run.info.artifact_uri, "checkpoints")
         return versions
+
+
+def _unless_gone(fn, *args) -> None:
+    """``fn(*args)``, where a thing already deleted (by a parallel request) is as good as deleted now."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        fn(*args)
+    except MlflowException as err:
+        if err.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
+
+
+def _delete_artifacts(location: str, path: str | None) -> None:
+    """Delete ``path`` (None: everything) under an artifact location, in whatever store holds it."""
+    import shutil
+    from urllib.parse import urlparse
+
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+    parsed = urlparse(location)
+    if parsed.scheme in ("", "file"):  # a local store: the folder too
+        shutil.rmtree(Path(parsed.path) / (path or ""), ignore_errors=True)
+        return
+    try:
+        get_artifact_repository(location).delete_artifacts(path)
+    except (NotImplementedError, OSError) as exc:
+        log.warning("artifacts at %s not deleted: %s", location, exc)
 
 
 @contextmanager
