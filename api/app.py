@@ -88,11 +88,14 @@ async def _sweep_outputs(settings: Settings) -> None:
 
 @contextlib.asynccontextmanager
 async def _lifespan(app: Litestar) -> AsyncIterator[None]:
-    sweeper = asyncio.create_task(_sweep_outputs(app.state.settings))
+    from api.controllers.health import watch_health
+
+    tasks = [asyncio.create_task(_sweep_outputs(app.state.settings)), asyncio.create_task(watch_health(app.state))]
     try:
         yield
     finally:
-        sweeper.cancel()
+        for task in tasks:
+            task.cancel()
 
 
 def _docs() -> tuple[OpenAPIConfig, object]:

@@ -1,8 +1,10 @@
 """Completion callbacks: a signed JSON POST to an allowed destination, retried with back-off.
 
-The body is ``{"task_id", "kind", "status", "results", "error", "time"}``; ``X-MockVox-Signature: sha256=<hex>``
-is the HMAC-SHA256 of the body under the configured secret. Only hosts in ``callbacks.allow`` are called, so a
-client cannot turn the service against internal addresses; a URL is checked when the task is requested.
+The body is ``{"task_id", "kind", "status", "results", "error", "time"}``; ``X-MockVox-Timestamp`` is the Unix time
+of sending and ``X-MockVox-Signature: sha256=<hex>`` the HMAC-SHA256 of ``"<timestamp>." + body`` under the
+configured secret, so a receiver can refuse a replay outside its window (:func:`verify`). Without a secret no
+callback is accepted. Only hosts in ``callbacks.allow`` are called, so a client cannot turn the service against
+internal addresses; a URL is checked when the task is requested.
 """
 
 from __future__ import annotations
@@ -19,10 +21,13 @@ from api.settings import Callbacks
 
 log = logging.getLogger("api.callbacks")
 SIGNATURE_HEADER = "X-MockVox-Signature"
+TIMESTAMP_HEADER = "X-MockVox-Timestamp"
 
 
 def check_callback_url(url: str, config: Callbacks) -> str:
     """``url`` when it may be called back, else ``ValueError`` naming why."""
+    if not config.secret:
+        raise ValueError("callbacks are off: the server has no callback secret (MOCKVOX_CALLBACK_SECRET)")
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"callback_url {url!r} must be an http(s) URL")
@@ -32,8 +37,18 @@ def check_callback_url(url: str, config: Callbacks) -> str:
     return url
 
 
-def sign(body: bytes, secret: str) -> str:
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+def sign(body: bytes, secret: str, timestamp: int) -> str:
+    return "sha256=" + hmac.new(secret.encode(), str(timestamp).encode() + b"." + body, hashlib.sha256).hexdigest()
+
+
+def verify(body: bytes, headers, secret: str, window_s: float = 300, now: float | None = None) -> bool:
+    """What a receiver checks: the signature over timestamp and body, and a timestamp within ``window_s``."""
+    try:
+        timestamp = int(headers[TIMESTAMP_HEADER])
+    except (KeyError, TypeError, ValueError):
+        return False
+    fresh = abs((time.time() if now is None else now) - timestamp) <= window_s
+    return fresh and hmac.compare_digest(sign(body, secret, timestamp), str(headers.get(SIGNATURE_HEADER, "")))
 
 
 def deliver(config: Callbacks, url: str, payload: dict) -> bool:
@@ -46,8 +61,10 @@ def deliver(config: Callbacks, url: str, payload: dict) -> bool:
         log.warning("callback not sent: %s", exc)
         return False
     body = json.dumps({**payload, "time": datetime.now(UTC).isoformat()}, ensure_ascii=False, default=str).encode()
-    headers = {"Content-Type": "application/json", SIGNATURE_HEADER: sign(body, config.secret)}
     for attempt in range(config.retries + 1):
+        timestamp = int(time.time())
+        headers = {"Content-Type": "application/json", TIMESTAMP_HEADER: str(timestamp),
+                   SIGNATURE_HEADER: sign(body, config.secret, timestamp)}  # fmt: skip
         try:
             response = httpx.post(url, content=body, headers=headers, timeout=config.timeout_s, follow_redirects=False)
             if response.is_success:

@@ -77,7 +77,9 @@ def cmd_serve(args) -> None:
     given = {"host": args.host, "port": args.port, "workers": args.workers, "insecure": args.insecure or None}
     settings = load_settings(overrides, **{k: v for k, v in given.items() if v is not None})
     settings.check_binding()
-    if not settings.api_keys:
+    if settings.callbacks.allow and not settings.callbacks.secret:
+        log.warning("callbacks.allow is set but there is no callback secret (MOCKVOX_CALLBACK_SECRET): callbacks are off")
+    if not settings.keys_required:
         log.warning("no API keys set (MOCKVOX_API_KEYS): serving on %s for this machine only", settings.host)
     cli = [f"host={settings.host}", f"port={settings.port}", f"workers={settings.workers}",
            f"insecure={str(settings.insecure).lower()}"]  # fmt: skip

@@ -44,6 +44,7 @@ MESSAGES: dict[str, tuple[str, str]] = {  # code: (zh, en); {names} are filled f
     "queued": ("任务已进入处理队列", "the task has entered the queue"),
     "cancelled": ("任务已取消", "the task has been cancelled"),
     "deleted": ("已删除", "deleted"),
+    "busy": ("数据集正忙，请稍后重试", "the dataset is busy with another change; retry later"),
     "revised": ("ASR 校对已保存", "the ASR revision has been saved"),
 }
 
@@ -60,13 +61,17 @@ def language(request: Request | None, default: str = "zh") -> str:
     return default
 
 
+class _Blank(dict):
+    def __missing__(self, key: str) -> str:
+        return ""
+
+
 def message(code: str, lang: str, **params) -> str:
+    """The localised message; a parameter the error did not give is left out (never a raw ``{name}``)."""
     zh, en = MESSAGES.get(code, MESSAGES["bad_request"])
     template = en if lang == "en" else zh
-    try:
-        return template.format(**params)
-    except (KeyError, IndexError):
-        return template
+    return re.sub(r"\s{2,}|\s+(?=[:：）)])|（\s*）|\(\s*\)", lambda m: " " if m.group(0).isspace() and
+                  len(m.group(0)) > 1 else "", template.format_map(_Blank(params))).strip()
 
 
 class ApiError(Exception):
@@ -139,18 +144,27 @@ def handle_http(request: Request, exc: HTTPException) -> Response:
         return error_response(request, 405, "method", f"allowed: {allow}" if allow else None,
                               headers={"Allow": allow} if allow else None, method=request.method)  # fmt: skip
     code = {413: "too_large", 415: "media_type"}.get(exc.status_code, "bad_request")
-    return error_response(request, exc.status_code, code, str(exc.detail), limit_mb="?", media="?")
+    limit_mb = round(request.app.state.settings.limits.upload_bytes / 2**20, 1) if exc.status_code == 413 else 0
+    media = request.headers.get("content-type", "?")[:100]
+    return error_response(request, exc.status_code, code, str(exc.detail), limit_mb=limit_mb, media=media)
 
 
 def handle_library(request: Request, exc: Exception) -> Response:
     """A library error caused by the request: its own message names the problem."""
-    return error_response(request, *library_status(exc), str(exc))
+    from mockvox.audio.io import AudioError
+    from mockvox.data.pipeline import RevisionError
+
+    name = "file" if isinstance(exc, AudioError) else "results" if isinstance(exc, RevisionError) else "id"
+    return error_response(request, *library_status(exc), str(exc), name=name)
 
 
 def library_status(exc: Exception) -> tuple[int, str]:
+    from mockvox.data.pipeline import DatasetBusy
     from mockvox.data.store import DatasetNotFound
     from mockvox.infer.registry import ModelNotFound
 
+    if isinstance(exc, DatasetBusy):
+        return 409, "busy"
     if isinstance(exc, DatasetNotFound):
         return 404, "dataset_not_found"
     if isinstance(exc, ModelNotFound):
@@ -160,6 +174,10 @@ def library_status(exc: Exception) -> tuple[int, str]:
 
 def handle_internal(request: Request, exc: Exception) -> Response:
     from kombu.exceptions import OperationalError
+
+    if isinstance(exc, HTTPException) and "client disconnected" in str(exc.detail):
+        log.debug("%s %s: the client went away", request.method, request.url.path)
+        return error_response(request, 400, "bad_body", "the client disconnected before the body ended")
 
     if isinstance(exc, OperationalError | ConnectionError | TimeoutError):
         log.warning("broker or store unreachable: %s", exc)
@@ -172,13 +190,13 @@ def exception_handlers() -> dict:
     from mockvox.audio.io import AudioError
     from mockvox.data.datasets import NotEnoughSpeech
     from mockvox.data.ids import InvalidIdError
-    from mockvox.data.pipeline import RevisionError
+    from mockvox.data.pipeline import DatasetBusy, RevisionError
     from mockvox.data.store import DatasetNotFound
     from mockvox.infer.pipeline import SynthesisError
     from mockvox.infer.registry import ModelNotFound
 
     library = (AudioError, NotEnoughSpeech, InvalidIdError, RevisionError, DatasetNotFound, SynthesisError,
-               ModelNotFound)  # fmt: skip
+               ModelNotFound, DatasetBusy)  # fmt: skip
     handlers: dict = {ApiError: handle_api_error, ValidationException: handle_validation, HTTPException: handle_http}
     handlers.update({cls: handle_library for cls in library})
     handlers[Exception] = handle_internal

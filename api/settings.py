@@ -22,6 +22,7 @@ class Limits:
     text_chars: int = 2000
     queued_per_key: int = 20
     stream_concurrency: int = 2
+    lock_wait_s: float = 2.0
 
     @property
     def upload_bytes(self) -> int:

@@ -13,11 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import multipart
+from anyio import to_thread
 from litestar import Request
 
 from api.errors import ApiError
 
 FIELD_LIMIT = 1 << 20  # bytes of one non-file form field (a revision's JSON included)
+MAX_FIELDS = 64  # fields of a form or members of a JSON body (every request shape has far fewer)
 
 
 @dataclass
@@ -54,17 +56,23 @@ async def read_body(request: Request, spool_dir: Path, limit: int, file_fields: 
         if not options.get("boundary"):
             raise ApiError(400, "bad_body", detail="multipart body without a boundary")
         return await _multipart(request, options["boundary"], spool_dir, limit, file_fields)
+    if media not in ("application/json", "application/x-www-form-urlencoded", ""):
+        raise ApiError(415, "media_type", media=media)
     raw = await _small(request, min(limit, FIELD_LIMIT * 4))
-    if media == "application/json":
-        return Body(fields=_json_fields(raw))
-    if media in ("application/x-www-form-urlencoded", ""):
-        from urllib.parse import parse_qsl
+    parse = _json_fields if media == "application/json" else _form_fields
+    return Body(fields=await to_thread.run_sync(parse, raw))  # megabytes of text are parsed off the event loop
 
-        try:
-            return Body(fields=dict(parse_qsl(raw.decode("utf-8"), keep_blank_values=True, errors="strict")))
-        except UnicodeDecodeError:
-            raise ApiError(400, "bad_body", detail="the form is not UTF-8") from None
-    raise ApiError(415, "media_type", media=media)
+
+def _form_fields(raw: bytes) -> dict[str, str]:
+    from urllib.parse import parse_qsl
+
+    try:
+        pairs = parse_qsl(raw.decode("utf-8"), keep_blank_values=True, errors="strict", max_num_fields=MAX_FIELDS)
+    except UnicodeDecodeError:
+        raise ApiError(400, "bad_body", detail="the form is not UTF-8") from None
+    except ValueError:
+        raise ApiError(400, "bad_body", detail=f"more than {MAX_FIELDS} form fields") from None
+    return dict(pairs)
 
 
 async def _small(request: Request, limit: int) -> bytes:
@@ -83,6 +91,8 @@ def _json_fields(raw: bytes) -> dict[str, str]:
         data = json.loads(raw or b"{}")
         if not isinstance(data, dict):
             raise ApiError(400, "bad_json", detail="the body must be a JSON object")
+        if len(data) > MAX_FIELDS:
+            raise ApiError(400, "bad_json", detail=f"more than {MAX_FIELDS} members")
         return {k: v if isinstance(v, str) else json.dumps(v, ensure_ascii=False) for k, v in data.items()
                 if v is not None}  # fmt: skip
     except (ValueError, RecursionError) as exc:  # not JSON, not UTF-8, nested too deep, an integer of 4300+ digits
@@ -93,7 +103,7 @@ async def _multipart(request: Request, boundary: str, spool_dir: Path, limit: in
     body, size = Body(), 0
     spool_dir.mkdir(parents=True, exist_ok=True)
     current, sink, text = None, None, bytearray()
-    parser = multipart.PushMultipartParser(boundary, max_header_count=16, max_segment_count=64)
+    parser = multipart.PushMultipartParser(boundary, max_header_count=16, max_segment_count=MAX_FIELDS)
     try:
         async for chunk in request.stream():
             size += len(chunk)

@@ -48,7 +48,7 @@ class DatasetController(Controller):
         return await enqueue_upload(request, body, values, "add", {"file_id": values["file_id"]})
 
     @post("/revision", status_code=200, operation_class=REVISION.operation(), responses=error_responses(
-        400, 401, 404, 413, 415, 422))  # fmt: skip
+        400, 401, 404, 409, 413, 415, 422))  # fmt: skip
     async def revision(self, request: Request, access: Access) -> Revised:
         """Correct transcripts (partial: keys not named keep theirs); a new dataset version."""
         settings = request.app.state.settings
@@ -63,7 +63,8 @@ class DatasetController(Controller):
         if not all(isinstance(k, str) for k in remove):
             raise ApiError(422, "invalid", "remove must list slice keys (strings)", name="remove")
         pipeline = request.app.state.pipeline
-        result = await to_thread.run_sync(lambda: pipeline.revise(file_id, results, remove=remove))
+        wait = settings.limits.lock_wait_s  # a dataset another change holds answers 409 busy, never waits for an hour
+        result = await to_thread.run_sync(lambda: pipeline.revise(file_id, results, remove=remove, wait_s=wait))
         revised = set(result.new_keys)
         return Revised(True, message("revised", lang_of(request)), file_id, result.version,
                        [r for r in result.results if r["key"] in revised])  # fmt: skip

@@ -1,15 +1,25 @@
-"""Liveness and readiness: the broker, the tracking store and the task records reachable, workers counted."""
+"""Liveness and readiness: the broker, the tracking store and the task records reachable, workers counted.
+
+The checks run in the background (:func:`watch_health`, started by the app's lifespan) once a second; ``/health``
+answers with the latest round at once, so a broker or store that hangs never holds a probe: 200 when everything
+answers, 503 with the same body when not (an orchestrator then acts). ``/health/live`` only says the process serves.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 
 from anyio import to_thread
-from litestar import Controller, Request, get
+from litestar import Controller, Request, Response, get
+from litestar.openapi.datastructures import ResponseSpec
 
 from api.schemas import Health
 
-HEALTH_TTL_S = 1.0  # probes from many clients share one round of checks per second
+log = logging.getLogger("api")
+HEALTH_EVERY_S = 1.0
+STARTING = Health("starting", False, False, False, None, 0, "")
 
 
 def _check(fn) -> bool:
@@ -39,6 +49,18 @@ def health_of(state) -> Health:
     return Health("ok" if ok else "degraded", broker, tracking, records, workers, embedded, version("mockvox"))
 
 
+async def watch_health(state) -> None:
+    """Keep ``state.health`` current: one round of checks a second, each in a thread (a hung check delays only the
+    next round)."""
+    while True:
+        started = time.monotonic()
+        try:
+            state.health = await to_thread.run_sync(health_of, state)
+        except Exception as exc:  # a check that fails oddly is a degraded service, not a dead watcher
+            log.warning("health checks failed: %s", exc)
+        await asyncio.sleep(max(0.05, HEALTH_EVERY_S - (time.monotonic() - started)))
+
+
 def _pids(pid_file) -> list[int]:
     """The embedded workers ``mockvox serve`` runs (their pid file; none when it runs no workers)."""
     try:
@@ -60,13 +82,14 @@ def _alive(pid: int) -> bool:
 class HealthController(Controller):
     tags = ["health"]
 
-    @get("/health", opt={"public": True})
-    async def health(self, request: Request) -> Health:
-        """``status`` ok when everything the service needs answers, else degraded (which part is false)."""
-        state = request.app.state
-        cached = state.get("health_cache")
-        if cached is not None and time.monotonic() - cached[0] < HEALTH_TTL_S:
-            return cached[1]
-        health = await to_thread.run_sync(health_of, state)
-        state.health_cache = (time.monotonic(), health)
-        return health
+    @get("/health", opt={"public": True}, responses={503: ResponseSpec(data_container=Health, description="not ready")})
+    async def health(self, request: Request) -> Response[Health]:
+        """Readiness: ``status`` ok (200) when everything the service needs answers, else degraded or starting (503,
+        the same body: which part is false)."""
+        health = request.app.state.get("health") or STARTING
+        return Response(health, status_code=200 if health.status == "ok" else 503)
+
+    @get("/health/live", opt={"public": True})
+    async def live(self) -> dict[str, str]:
+        """Liveness: the process serves requests (200), whatever its stores say."""
+        return {"status": "alive"}

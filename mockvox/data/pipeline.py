@@ -78,6 +78,10 @@ class RevisionError(ValueError):
     """A revision request that cannot be applied (unknown key, duplicate, empty text...)."""
 
 
+class DatasetBusy(RuntimeError):
+    """Another change of the dataset holds it (a recording being added): retry later."""
+
+
 def _no_progress(stage: str, done: int, total: int) -> None:
     return None
 
@@ -103,11 +107,11 @@ class DatasetPipeline:
             self._versioner = DatasetVersioner(self.store)
         return self._versioner
 
-    def locked(self, file_id: str) -> filelock.FileLock:
+    def locked(self, file_id: str, timeout: float = 3600) -> filelock.FileLock:
         """One change at a time per dataset, across threads and processes (an API revising while a worker adds)."""
         folder = self.store.root / ".locks"
         folder.mkdir(parents=True, exist_ok=True)
-        return filelock.FileLock(folder / f"{validate_file_id(file_id)}.lock", timeout=3600)
+        return filelock.FileLock(folder / f"{validate_file_id(file_id)}.lock", timeout=timeout)
 
     # -- operations ---------------------------------------------------------------------------------------------
     def upload(
@@ -130,19 +134,20 @@ class DatasetPipeline:
             keys, texts, lengths = self._process(audio, 0, language, denoise_audio, staging, progress)
             results = [asr_result(k, t) for k, t in zip(keys, texts, strict=True)]
             source = {"upload": upload_name, "offset": 0, "samples": len(audio)}
-            self._commit(
-                file_id,
-                staging,
-                {"language": language, "denoised": denoise_audio, "results": results},
-                {"sample_rate": SAMPLE_RATE, "sources": [source], "slices": lengths},
-                fresh=True,
-            )
+            with self.versioner.locked():  # the change and its version record in one turn
+                self._commit(
+                    file_id,
+                    staging,
+                    {"language": language, "denoised": denoise_audio, "results": results},
+                    {"sample_rate": SAMPLE_RATE, "sources": [source], "slices": lengths},
+                    fresh=True,
+                )
+                version = self.versioner.record(file_id, "upload")
         except BaseException:
             (self.store.upload_dir() / upload_name).unlink(missing_ok=True)
             raise
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-        version = self.versioner.record(file_id, "upload")
         return DatasetResult(file_id, version, keys, results, upload_id=file_id)
 
     def add(self, file_id: str, path: str | os.PathLike, progress: Progress = _no_progress) -> DatasetResult:
@@ -166,19 +171,28 @@ class DatasetPipeline:
             output["results"] += [asr_result(k, t) for k, t in zip(keys, texts, strict=True)]
             info["sources"].append({"upload": upload_name, "offset": offset, "samples": len(audio)})
             info["slices"].update(lengths)
-            self._commit(file_id, staging, output, info)
+            with self.versioner.locked():
+                self._commit(file_id, staging, output, info)
+                version = self.versioner.record(file_id, "add")
         except BaseException:
             (self.store.upload_dir() / upload_name).unlink(missing_ok=True)
             raise
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-        version = self.versioner.record(file_id, "add")
         return DatasetResult(file_id, version, keys, output["results"], upload_id=add_id)
 
-    def revise(self, file_id: str, results: Iterable[dict], remove: Iterable[str] = ()) -> DatasetResult:
-        """Set the text of the given keys (others keep theirs); ``remove`` drops slices from the dataset."""
-        with self.locked(file_id):
-            return self._revise(file_id, results, remove)
+    def revise(self, file_id: str, results: Iterable[dict], remove: Iterable[str] = (),
+               wait_s: float = 3600) -> DatasetResult:  # fmt: skip
+        """Set the text of the given keys (others keep theirs); ``remove`` drops slices from the dataset.
+
+        Raises:
+            DatasetBusy: another change held the dataset for ``wait_s`` seconds.
+        """
+        try:
+            with self.locked(file_id, wait_s):
+                return self._revise(file_id, results, remove)
+        except filelock.Timeout:
+            raise DatasetBusy(f"dataset {file_id} is busy with another change (a recording being added)") from None
 
     def _revise(self, file_id: str, results: Iterable[dict], remove: Iterable[str]) -> DatasetResult:
         output = self.store.read_output(file_id)
@@ -198,10 +212,11 @@ class DatasetPipeline:
         try:
             if remove:
                 self._link_existing(file_id, staging, output["denoised"], skip=remove)
-            self._commit(file_id, staging, output, info, audio=bool(remove))
+            with self.versioner.locked():
+                self._commit(file_id, staging, output, info, audio=bool(remove))
+                version = self.versioner.record(file_id, "revision")
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-        version = self.versioner.record(file_id, "revision")
         return DatasetResult(file_id, version, sorted(texts), output["results"])
 
     def process_to(

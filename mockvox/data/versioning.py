@@ -15,6 +15,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+import filelock
 import yaml
 
 from mockvox.data.store import DatasetStore
@@ -30,6 +31,24 @@ def find_repo_root(path: Path) -> Path | None:
         if (candidate / ".dvc").is_dir():
             return candidate
     return None
+
+
+def _commit(root: Path, dvc_path: Path, wait_s: float = 30.0) -> None:
+    """``dvc commit`` of one .dvc file, retried while another program (a user's ``dvc``) holds DVC's lock."""
+    from dvc.lock import LockError
+
+    deadline = time.monotonic() + wait_s
+    while True:
+        repo = _open_repo(root)
+        try:
+            repo.commit(str(dvc_path), force=True)
+            return
+        except LockError:
+            if time.monotonic() > deadline:
+                raise
+        finally:
+            repo.close()
+        time.sleep(0.5)
 
 
 def _open_repo(root: Path, retries: int = 50):
@@ -55,6 +74,7 @@ class DatasetVersioner:
         if root is None:
             root = self.init_repo(store.root, remote_url or str(store.root.parent / f"{store.root.name}-dvc-remote"))
         self.repo_root = root
+        self._lock: filelock.FileLock | None = None
 
     @staticmethod
     def init_repo(root: Path, remote_url: str) -> Path:
@@ -86,17 +106,23 @@ class DatasetVersioner:
             outs.append(self.store.denoised_dir(file_id))
         return outs
 
+    def locked(self) -> filelock.FileLock:
+        """MockVox's own turn at the DVC repository, across processes: a change and its version record are made
+        under it, so DVC's lock (which gives up after seconds) is never contended by MockVox itself."""
+        if self._lock is None:  # one object: re-entered by record() inside a caller's turn
+            folder = self.store.root / ".locks"
+            folder.mkdir(parents=True, exist_ok=True)
+            self._lock = filelock.FileLock(folder / "dvc.lock", timeout=600)
+        return self._lock
+
     def record(self, file_id: str, operation: str) -> str:
         """Commit the dataset's current state to DVC and append it to the version history; returns the version."""
         dvc_path = self.dvc_file(file_id)
         dvc_path.parent.mkdir(parents=True, exist_ok=True)
         outs = [{"path": os.path.relpath(p, dvc_path.parent)} for p in self._outs(file_id)]
         atomic.write_text(dvc_path, yaml.safe_dump({"outs": outs}, sort_keys=False))
-        repo = _open_repo(self.repo_root)
-        try:
-            repo.commit(str(dvc_path), force=True)
-        finally:
-            repo.close()
+        with self.locked():
+            _commit(self.repo_root, dvc_path)
         version = self.version(file_id)
         history = self.store.versions_file(file_id)
         history.parent.mkdir(parents=True, exist_ok=True)

@@ -12,6 +12,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import httpx
 import pytest
 
+from api.callbacks import verify
 from api.settings import load_settings
 from tests.api.conftest import MOCKVOX, Server, free_port, wait_task
 from tests.conftest import SAMPLES
@@ -52,7 +53,7 @@ class _Receiver(BaseHTTPRequestHandler):
 
     def do_POST(self):  # noqa: N802 (http.server's name)
         body = self.rfile.read(int(self.headers["Content-Length"]))
-        self.got.append((self.headers.get("X-MockVox-Signature"), body))
+        self.got.append((dict(self.headers), body))
         self.send_response(204)
         self.end_headers()
 
@@ -87,8 +88,12 @@ def test_callbacks_are_signed_and_limited_to_allowed_hosts_and_tasks_are_bounded
             if _Receiver.got:
                 break
             threading.Event().wait(0.1)
-        signature, body = _Receiver.got[0]
-        assert signature == "sha256=" + hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
+        headers, body = _Receiver.got[0]
+        stamp = headers["X-MockVox-Timestamp"]
+        signed = hmac.new(b"s3cret", stamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+        assert headers["X-MockVox-Signature"] == "sha256=" + signed  # over the timestamp and the body
+        assert verify(body, headers, "s3cret") and not verify(body, headers, "other")
+        assert not verify(body, headers, "s3cret", now=int(stamp) + 3600)  # a replay an hour later is refused
         payload = json.loads(body)
         assert payload["task_id"] == task and payload["status"] == "SUCCESS" and payload["results"]["slices"] == 3
     finally:
