@@ -78,7 +78,7 @@ def cmd_serve(args) -> None:
     settings = load_settings(overrides, **{k: v for k, v in given.items() if v is not None})
     settings.check_binding()
     if settings.callbacks.allow and not settings.callbacks.secret:
-        log.warning("callbacks.allow is set but there is no callback secret (MOCKVOX_CALLBACK_SECRET): callbacks are off")
+        log.warning("callbacks.allow is set but no callback secret (MOCKVOX_CALLBACK_SECRET): callbacks are off")
     if not settings.keys_required:
         log.warning("no API keys set (MOCKVOX_API_KEYS): serving on %s for this machine only", settings.host)
     cli = [f"host={settings.host}", f"port={settings.port}", f"workers={settings.workers}",

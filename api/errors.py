@@ -70,8 +70,11 @@ def message(code: str, lang: str, **params) -> str:
     """The localised message; a parameter the error did not give is left out (never a raw ``{name}``)."""
     zh, en = MESSAGES.get(code, MESSAGES["bad_request"])
     template = en if lang == "en" else zh
-    return re.sub(r"\s{2,}|\s+(?=[:：）)])|（\s*）|\(\s*\)", lambda m: " " if m.group(0).isspace() and
-                  len(m.group(0)) > 1 else "", template.format_map(_Blank(params))).strip()
+    return re.sub(
+        r"\s{2,}|\s+(?=[:：）)])|（\s*）|\(\s*\)",
+        lambda m: " " if m.group(0).isspace() and len(m.group(0)) > 1 else "",
+        template.format_map(_Blank(params)),
+    ).strip()
 
 
 class ApiError(Exception):

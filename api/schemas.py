@@ -211,7 +211,8 @@ class Form:
     def parse(self, values: dict[str, str]) -> dict[str, Any]:
         unknown = sorted(set(values) - set(self.fields))
         if unknown:
-            shown = ", ".join(repr(u[:40]) for u in unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
+            more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+            shown = ", ".join(repr(u[:40]) for u in unknown[:5]) + more
             raise ApiError(422, "invalid", f"unknown field(s) {shown}; accepted: {', '.join(self.fields)}",
                            name=unknown[0][:40])  # fmt: skip
         return {f.name: f.parse(values.get(f.name)) for f in self.fields.values() if f.kind != "file"}

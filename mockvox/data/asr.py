@@ -6,14 +6,13 @@ import importlib.util
 import logging
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from mockvox.paths import absolute, pretrained_dir
 from mockvox.atomic import atomic_dir
+from mockvox.paths import absolute, pretrained_dir
 
 log = logging.getLogger(__name__)
 

@@ -11,8 +11,7 @@ import json
 from pathlib import Path
 
 from mockvox.config import load_params
-from mockvox.data.pipeline import prepare_settings
-from mockvox.data.pipeline import DatasetPipeline
+from mockvox.data.pipeline import DatasetPipeline, prepare_settings
 from mockvox.data.store import DatasetStore
 
 

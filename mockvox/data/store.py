@@ -19,8 +19,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from mockvox.data.ids import validate_file_id
 from mockvox import atomic
+from mockvox.data.ids import validate_file_id
 
 
 class DatasetNotFound(LookupError):

@@ -18,8 +18,8 @@ from pathlib import Path
 import filelock
 import yaml
 
-from mockvox.data.store import DatasetStore
 from mockvox import atomic
+from mockvox.data.store import DatasetStore
 
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 DEFAULT_REMOTE = "local"

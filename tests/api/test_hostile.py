@@ -139,7 +139,8 @@ def test_two_tenants_never_see_each_others_data(app_client) -> None:
     for method, path, kwargs in foreign:
         r = client.request(method, path, headers=H2, **kwargs)
         assert r.status_code == 404, (method, path, r.text)  # as an unknown id: nothing confirms it exists
-    assert ref not in str(client.get("/refs", headers=H2).json()) and client.get("/refs", headers=H2).json()["total"] == 0
+    theirs = client.get("/refs", headers=H2).json()
+    assert ref not in str(theirs) and theirs["total"] == 0
     assert voice not in str(client.get("/models", headers=H2).json())
     # the owner and the admin see them; nothing was deleted by the other tenant
     for headers in (H1, HA):
@@ -270,8 +271,9 @@ def test_errors_carry_no_server_paths_uris_sql_or_secrets(app_client) -> None:
         client.get("/model/models:/voice-x@champion", headers=H1),
         client.post("/inference", json={"model_id": UNKNOWN_MODEL, "target_text": "hi"}, headers=H1),
         client.get("/models", params={"page_token": "eyJ4IjogMX0="}, headers=H1),
-        client.post("/upload", files={"file": ("a.wav", _wav())}, data={"callback_url": "http://127.0.0.1/x"},
-                    headers=H1),  # fmt: skip
+        client.post(
+            "/upload", files={"file": ("a.wav", _wav())}, data={"callback_url": "http://127.0.0.1/x"}, headers=H1
+        ),  # fmt: skip
     ]
     for r in answers:
         assert 400 <= r.status_code < 500, r.text
