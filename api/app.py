@@ -86,11 +86,24 @@ async def _sweep_outputs(settings: Settings) -> None:
         await asyncio.sleep(600)
 
 
+async def _sweep_lost(state) -> None:
+    """Tasks without heartbeats are declared lost here, on a schedule (never by a request that reads them)."""
+    from api.services import sweep_lost
+
+    while True:
+        try:
+            await anyio.to_thread.run_sync(sweep_lost, state)
+        except Exception as exc:  # the records may be away for a moment
+            log.warning("lost-task sweep failed: %s", exc)
+        await asyncio.sleep(max(1.0, state.settings.heartbeat_s))
+
+
 @contextlib.asynccontextmanager
 async def _lifespan(app: Litestar) -> AsyncIterator[None]:
     from api.controllers.health import watch_health
 
-    tasks = [asyncio.create_task(_sweep_outputs(app.state.settings)), asyncio.create_task(watch_health(app.state))]
+    tasks = [asyncio.create_task(coro) for coro in (_sweep_outputs(app.state.settings), watch_health(app.state),
+                                                    _sweep_lost(app.state))]  # fmt: skip
     try:
         yield
     finally:

@@ -51,8 +51,16 @@ def verify(body: bytes, headers, secret: str, window_s: float = 300, now: float 
     return fresh and hmac.compare_digest(sign(body, secret, timestamp), str(headers.get(SIGNATURE_HEADER, "")))
 
 
+class CallbackFailed(Exception):
+    """The destination did not answer 2xx (retried by the callback task with back-off)."""
+
+
 def deliver(config: Callbacks, url: str, payload: dict) -> bool:
-    """POST ``payload`` (retries with back-off 1 s, 2 s, 4 s ...); True when the destination answered 2xx."""
+    """POST ``payload`` once, signed; True when the destination answered 2xx, False when it may not be called.
+
+    Raises:
+        CallbackFailed: the destination failed or answered an error (the caller retries).
+    """
     import httpx
 
     try:
@@ -61,17 +69,13 @@ def deliver(config: Callbacks, url: str, payload: dict) -> bool:
         log.warning("callback not sent: %s", exc)
         return False
     body = json.dumps({**payload, "time": datetime.now(UTC).isoformat()}, ensure_ascii=False, default=str).encode()
-    for attempt in range(config.retries + 1):
-        timestamp = int(time.time())
-        headers = {"Content-Type": "application/json", TIMESTAMP_HEADER: str(timestamp),
-                   SIGNATURE_HEADER: sign(body, config.secret, timestamp)}  # fmt: skip
-        try:
-            response = httpx.post(url, content=body, headers=headers, timeout=config.timeout_s, follow_redirects=False)
-            if response.is_success:
-                return True
-            log.warning("callback to %s answered %s", url, response.status_code)
-        except httpx.HTTPError as exc:
-            log.warning("callback to %s failed: %s", url, exc)
-        if attempt < config.retries:
-            time.sleep(2**attempt)
-    return False
+    timestamp = int(time.time())
+    headers = {"Content-Type": "application/json", TIMESTAMP_HEADER: str(timestamp),
+               SIGNATURE_HEADER: sign(body, config.secret, timestamp)}  # fmt: skip
+    try:
+        response = httpx.post(url, content=body, headers=headers, timeout=config.timeout_s, follow_redirects=False)
+    except httpx.HTTPError as exc:
+        raise CallbackFailed(f"callback to {url} failed: {exc}") from None
+    if not response.is_success:
+        raise CallbackFailed(f"callback to {url} answered {response.status_code}")
+    return True

@@ -29,6 +29,7 @@ TASKS = sa.Table(
     sa.Column("callback_url", sa.Text, nullable=True),
     sa.Column("run_id", sa.String(64), nullable=True),  # a training's MLflow run
     sa.Column("spool", sa.Text, nullable=True),  # the uploaded file a queued task will consume (removed on cancel)
+    sa.Column("verdict", sa.String(16), nullable=True),  # "lost": the sweeper ended it (no heartbeat); final
 )
 
 OWNERS = sa.Table(  # who created what: datasets and references (voices carry an MLflow tag, tasks the column above)
@@ -54,6 +55,7 @@ class Record:
     callback_url: str | None
     run_id: str | None = None
     spool: str | None = None
+    verdict: str | None = None
 
 
 class Records:
@@ -87,9 +89,7 @@ class Records:
     def get(self, task_id: str) -> Record | None:
         with self.engine.connect() as conn:
             row = conn.execute(TASKS.select().where(TASKS.c.id == task_id)).mappings().first()
-        if row is None:
-            return None
-        return Record(**{**row, "params": json.loads(row["params"] or "{}"), "cancel": bool(row["cancel"])})
+        return None if row is None else _record(row)
 
     def _set(self, task_id: str, **values) -> None:
         with self.engine.begin() as conn:
@@ -108,8 +108,20 @@ class Records:
     def set_run(self, task_id: str, run_id: str) -> None:
         self._set(task_id, run_id=run_id)
 
-    def finish(self, task_id: str) -> None:
-        self._set(task_id, finished=time.time())
+    def finish(self, task_id: str, verdict: str | None = None) -> bool:
+        """Mark the task ended; True for the one caller that ended it (a task's end is decided once: a worker that
+        comes back after the sweeper declared it lost cannot turn that into a success)."""
+        values = {"finished": time.time(), **({"verdict": verdict} if verdict else {})}
+        query = TASKS.update().where(TASKS.c.id == task_id, TASKS.c.finished.is_(None)).values(**values)
+        with self.engine.begin() as conn:
+            return conn.execute(query).rowcount == 1
+
+    def silent(self, before: float) -> list[Record]:
+        """Unfinished tasks whose last heartbeat is older than ``before`` (their worker stopped answering)."""
+        query = TASKS.select().where(TASKS.c.finished.is_(None), TASKS.c.heartbeat < before)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).mappings().all()
+        return [_record(r) for r in rows]
 
     def unfinished(self, owner: str) -> int:
         """Tasks of ``owner`` not yet finished (a cancelled one counts until it has let go of what it holds)."""
@@ -143,6 +155,10 @@ class Records:
     def ping(self) -> None:
         with self.engine.connect() as conn:
             conn.execute(sa.text("SELECT 1"))
+
+
+def _record(row) -> Record:
+    return Record(**{**row, "params": json.loads(row["params"] or "{}"), "cancel": bool(row["cancel"])})
 
 
 def _sqlite_wal(dbapi_connection, _record) -> None:

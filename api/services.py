@@ -22,6 +22,8 @@ TASK_ID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a
 MODEL_ID_RE = re.compile(r"^(?:models:/)?m-[0-9a-f]{32}$")
 MODEL_URI_RE = re.compile(r"^models:/[A-Za-z0-9][A-Za-z0-9._-]{0,199}(?:@[A-Za-z0-9_-]{1,100}|/(?:\d{1,9}|latest))$")
 FINISHED = ("SUCCESS", "FAILURE", "REVOKED")
+VERDICTS = {"lost": "the worker stopped answering (no heartbeat for {s:g} s)",
+            "timeout": "the task ran past its hard time limit; its worker was restarted"}  # fmt: skip
 log = logging.getLogger("api")
 
 
@@ -120,9 +122,8 @@ def _task_status(state, record: Record) -> TaskOut:
     progress, stage, results, error, when = 0.0, None, None, None, record.created
     if status == "PENDING" and record.cancel:
         status, error = "REVOKED", "cancelled"
-    elif status in ("STARTED", "PROGRESS") and _lost(record, state.settings):
-        status, error = "FAILURE", f"the worker stopped answering (no heartbeat for {state.settings.lost_after_s:g} s)"
-        _mark_lost(state, record, error)
+    elif record.verdict in VERDICTS:  # decided by the sweeper or a time limit: final, whatever the worker says later
+        status, error = "FAILURE", VERDICTS[record.verdict].format(s=state.settings.lost_after_s)
     elif status == "PROGRESS" and isinstance(info, dict):
         progress, stage = float(info.get("progress", 0.0)), info.get("stage")
     elif status == "SUCCESS":
@@ -177,22 +178,34 @@ def _safe_str(value) -> str:
         return type(value).__name__
 
 
-def _lost(record: Record, settings: Settings) -> bool:
-    return record.heartbeat is not None and time.time() - record.heartbeat > settings.lost_after_s
-
-
-def _mark_lost(state, record: Record, error: str) -> None:
-    """Write the loss down: the task FAILURE in Celery's backend, its training's MLflow runs KILLED."""
-    try:
-        state.celery.backend.mark_as_failure(record.id, RuntimeError(error))
-    except Exception:  # the status answer stands even if the backend cannot be written now
-        pass
-    if record.run_id:
+def sweep_lost(state) -> int:
+    """Declare the tasks whose worker stopped sending heartbeats lost: FAILURE in Celery's backend, a training's
+    MLflow runs KILLED, its callback sent. Decided once (a worker that comes back stores nothing after it)."""
+    settings: Settings = state.settings
+    lost = 0
+    for record in state.records.silent(time.time() - settings.lost_after_s):
+        if not state.records.finish(record.id, verdict="lost"):
+            continue  # ended meanwhile
+        lost += 1
+        error = VERDICTS["lost"].format(s=settings.lost_after_s)
+        log.warning("task %s lost: %s", record.id, error)
         try:
-            state.registry.end_runs(record.run_id, "KILLED")
-        except Exception:  # the tracking store may be away; the task's answer does not depend on it
-            pass
-    state.records.finish(record.id)
+            state.celery.backend.mark_as_failure(record.id, RuntimeError(error))
+            if record.callback_url:
+                from api.worker import send
+
+                payload = {"task_id": record.id, "kind": record.kind, "status": "FAILURE", "results": None,
+                           "error": error}  # fmt: skip
+                send("mockvox.callback", f"{record.id}-callback", {"url": record.callback_url, "payload": payload},
+                     state.celery)  # fmt: skip
+        except Exception as exc:  # the verdict stands in the records; the backend may be away now
+            log.warning("task %s: the loss not written to the backend: %s", record.id, exc)
+        if record.run_id:
+            try:
+                state.registry.end_runs(record.run_id, "KILLED")
+            except Exception as exc:
+                log.warning("task %s: its runs not ended: %s", record.id, exc)
+    return lost
 
 
 def delete_voice(state, model_id: str, keep_checkpoints: bool = False) -> None:

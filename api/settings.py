@@ -58,6 +58,7 @@ class Settings:
     outputs_hours: float = 24
     heartbeat_s: float = 10
     lost_after_s: float = 90
+    time_limits: Mapping[str, tuple[float, float]] = field(default_factory=dict)  # queue: (soft, hard) seconds
     callbacks: Callbacks = field(default_factory=Callbacks)
     train_overrides: tuple[str, ...] = ()
     train_allow: Mapping[str, Allowed] = field(default_factory=dict)  # key: its type and range (api.overrides)
@@ -172,6 +173,7 @@ def settings_from_config(cfg: DictConfig, train: list[str] = (), infer: list[str
         outputs_hours=float(c["outputs_hours"]),
         heartbeat_s=float(c["heartbeat_s"]),
         lost_after_s=float(c["lost_after_s"]),
+        time_limits={q: (float(v[0]), float(v[1])) for q, v in (c.get("time_limits") or {}).items()},
         callbacks=Callbacks(**{**c["callbacks"], "allow": _csv(c["callbacks"]["allow"])}),
         train_overrides=tuple(c["train_overrides"]) + tuple(train),
         train_allow=allow_list(c["train_allow"]),

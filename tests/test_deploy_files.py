@@ -255,6 +255,13 @@ def test_ports_and_health_route(services):
         assert handlers and all(h.opt.get("public") for h in handlers), "/health must answer without an API key"
 
 
+def test_only_the_api_is_published(services):
+    """MLflow and Redis answer anyone without a key: they stay on the compose network."""
+    published = {name for name, service in services.items() if service.get("ports")}
+    assert published == {"api"}, published
+    assert not any(service.get("network_mode") == "host" for service in services.values())
+
+
 def test_dependencies_and_volumes(compose, services, mockvox_services):
     data = docker_env()["MOCKVOX_DATA"]
     for name, service in mockvox_services.items():
@@ -298,10 +305,17 @@ def test_mlflow_server_matches_the_pin(services, mockvox_services):
     assert len(tracking) == 1
     uri = tracking.pop()
     assert uri.hostname == "mlflow" and uri.port == params["port"] and params["host"] == "0.0.0.0"
-    assert [str(p).split(":")[-1] for p in mlflow["ports"]] == [str(params["port"])]
-    assert [str(p).split(":")[0] for p in mlflow["ports"]] == ["5001"]
+    ui = re.search(
+        r"docker compose run --rm -p 127\.0\.0\.1:(\d+):(\d+) mlflow (mlflow ui .*?)\n#?\s*(--.*)\n",
+        (ROOT / "compose.yaml").read_text(),
+    )  # the UI the comments describe: loopback, the same stores
+    assert ui and ui.group(2) == str(params["port"]), "compose.yaml must say how to open the MLflow UI on loopback"
+    ui_argv = shlex.split(ui.group(3).rstrip("\\ ") + " " + ui.group(4))
+    ui_params = cli.get_command(click.Context(cli), "ui").make_context("ui", ui_argv[2:]).params
+    assert ui_params["backend_store_uri"] == params["backend_store_uri"]
+    assert ui_params["artifacts_destination"] == params["artifacts_destination"]
     hosts = [h.strip() for h in params["allowed_hosts"].split(",")]
-    assert is_allowed_host_header(hosts, uri.netloc) and is_allowed_host_header(hosts, "localhost:5001")
+    assert is_allowed_host_header(hosts, uri.netloc)
     mounts = [v.split(":")[1] for v in mlflow["volumes"]]
     store = params["backend_store_uri"].removeprefix("sqlite:///")
     for path in (store, params["artifacts_destination"]):

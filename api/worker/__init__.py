@@ -13,7 +13,7 @@ from celery import Celery
 from api.settings import Settings
 
 ROUTES = {"mockvox.prepare": "prepare", "mockvox.add": "prepare", "mockvox.train": "train",
-          "mockvox.resume": "train", "mockvox.infer": "infer"}  # fmt: skip
+          "mockvox.resume": "train", "mockvox.infer": "infer", "mockvox.callback": "infer"}  # fmt: skip
 app = Celery("mockvox")
 
 
