@@ -2,98 +2,134 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
+import dataclasses
+import math
 import os
 import shutil
+import struct
 import subprocess
+import tempfile
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 import soundfile as sf
 import soxr
 
 from mockvox.atomic import atomic_file
+from mockvox.audio.probe import AudioError, AudioLimits, UnreadableAudio, native_detail, probe_audio, read_audio_bounded
+
+__all__ = ["AudioError", "AudioLimits", "load_audio", "resample", "to_int16", "write_wav"]
 
 SUPPORTED_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg")
 SILENCE_PEAK = 1e-4  # ~ -80 dBFS: anything quieter is treated as digital silence
+FFMPEG_CHUNK = 1 << 16  # bytes read from ffmpeg's stdout at a time
+FFMPEG_HEADER_MAX = 1 << 20  # a streamed WAV header (fmt, LIST, ...) is far smaller
 
 
-class AudioError(ValueError):
-    """A recording that cannot be used; the message names the problem."""
+def _wav_layout(head: bytearray, name: str) -> tuple[int, int, int] | None:
+    """(sample rate, channels, data offset) of a streamed WAV header; None until its data chunk has begun."""
+    if len(head) >= 12 and (head[:4] != b"RIFF" or head[8:12] != b"WAVE"):
+        raise AudioError(f"{name}: ffmpeg did not produce a WAV stream")
+    pos, rate, channels = 12, 0, 0
+    while pos + 8 <= len(head):
+        tag, size = bytes(head[pos : pos + 4]), int.from_bytes(head[pos + 4 : pos + 8], "little")
+        if tag == b"data":
+            if not rate:
+                raise AudioError(f"{name}: ffmpeg produced audio without a format chunk")
+            return rate, channels, pos + 8
+        if tag == b"fmt ":
+            if pos + 16 > len(head):
+                return None
+            channels, rate = struct.unpack_from("<HI", head, pos + 10)
+        pos += 8 + size + (size & 1)
+    return None
 
 
-@contextlib.contextmanager
-def _quiet_native_stderr(enabled: bool):
-    """Silence a C library writing to file descriptor 2 (libmpg123 prints resync notes on bad MP3 data)."""
-    if not enabled:
-        yield
-        return
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "wb") as null:
-            os.dup2(null.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+def _read_ffmpeg_wav(stream: IO[bytes], name: str, limits: AudioLimits) -> tuple[np.ndarray, int]:
+    """Mono float32 and its rate from ffmpeg's streamed WAV (rate 0: no WAV header came), read up to ``limits``."""
+    raw, layout, cap = bytearray(), None, FFMPEG_HEADER_MAX
+    while chunk := stream.read(FFMPEG_CHUNK):
+        raw += chunk
+        if layout is None and (layout := _wav_layout(raw, name)) is not None:
+            rate, channels, offset = layout
+            if channels != 1 or not limits.min_rate <= rate <= limits.max_rate:
+                raise AudioError(
+                    f"{name}: {channels} channel(s) at {rate} Hz from ffmpeg; "
+                    f"accepted: mono at {limits.min_rate}-{limits.max_rate} Hz"
+                )
+            cap = offset + 4 * (math.floor(limits.max_seconds * rate) + 1)
+        if len(raw) > cap:
+            seconds = limits.max_seconds
+            raise AudioError(f"{name}: more than {seconds:g} s of audio decoded; longer than the {seconds:g} s limit")
+    if layout is None:
+        return np.zeros(0, dtype=np.float32), 0
+    rate, _, offset = layout
+    return np.frombuffer(raw, dtype="<f4", count=(len(raw) - offset) // 4, offset=offset), rate
 
 
-def _decode_ffmpeg(path: Path) -> tuple[np.ndarray, int]:
-    """Decode a container libsndfile cannot read (m4a, aac, opus, ...) with ffmpeg at its native rate."""
-    probe = subprocess.run(
-        ["ffmpeg", "-v", "error", "-i", str(path), "-f", "wav", "-acodec", "pcm_f32le", "-"],
-        capture_output=True,
-        check=False,
-    )
-    if probe.returncode != 0 or not probe.stdout:
-        detail = probe.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no audio stream"]
-        raise AudioError(
-            f"{path.name}: unsupported or corrupt audio (ffmpeg: {detail[0]}); "
-            f"accepted formats: {', '.join(SUPPORTED_EXTENSIONS)} and what ffmpeg decodes"
-        )
+def _decode_ffmpeg(path: Path, limits: AudioLimits) -> tuple[np.ndarray, int]:
+    """Decode a container libsndfile cannot read (m4a, aac, opus, ...) with ffmpeg: mono, native rate, bounded."""
+    seconds = limits.max_seconds + 1.0  # one second more, so that a longer recording is reported, not cut
+    command = ["ffmpeg", "-nostdin", "-v", "error", "-i", str(path), "-vn", "-sn", "-dn", "-ac", "1"]
+    command += ["-t", f"{seconds:g}", "-f", "wav", "-acodec", "pcm_f32le", "-"]
+    with tempfile.TemporaryFile() as errors:
+        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errors)
+        try:
+            audio, rate = _read_ffmpeg_wav(process.stdout, path.name, limits)
+        except AudioError:
+            process.kill()
+            raise
+        except MemoryError:
+            process.kill()
+            raise AudioError(f"{path.name}: not enough memory to decode the recording") from None
+        finally:
+            process.stdout.close()
+            process.wait()
+        if process.returncode != 0 or rate == 0:
+            detail = _ffmpeg_error(errors, path) or "no audio stream"
+            raise AudioError(
+                f"{path.name}: unsupported or corrupt audio (ffmpeg: {detail}); "
+                f"accepted formats: {', '.join(SUPPORTED_EXTENSIONS)} and what ffmpeg decodes"
+            )
+    return audio, rate
 
-    data, sr = sf.read(io.BytesIO(probe.stdout), dtype="float32", always_2d=True)
-    return data, sr
+
+def _ffmpeg_error(errors: IO[bytes], path: Path) -> str:
+    """The last line ffmpeg wrote to ``errors``, without the file's directory."""
+    errors.seek(0, os.SEEK_END)
+    errors.seek(max(0, errors.tell() - 4096))
+    lines = errors.read().decode(errors="replace").strip().splitlines()
+    return native_detail(RuntimeError(lines[-1]), path) if lines else ""
 
 
 def load_audio(
-    path: str | os.PathLike, sr: int | None = None, max_seconds: float | None = None
+    path: str | os.PathLike, sr: int | None = None, max_seconds: float | None = None, limits: AudioLimits | None = None
 ) -> tuple[np.ndarray, int]:
-    """Load a recording as mono float32, optionally resampled to ``sr``.
+    """Load a recording as mono float32, optionally resampled to ``sr``, decoding no more than ``limits`` allow.
+
+    ``max_seconds``, when given, replaces ``limits.max_seconds`` (default limits: :class:`AudioLimits`).
 
     Raises:
         AudioError: the file is missing, empty, corrupt, of an unsupported format, zero-length, all silent,
-            or longer than ``max_seconds``.
+            longer than the limit, or declares more channels, another sample rate or more audio than it holds.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise AudioError(f"{path}: no such file")
-    if path.stat().st_size == 0:
-        raise AudioError(f"{path.name}: the file is empty (0 bytes)")
-    quiet = path.suffix.lower() == ".mp3"
+    path, limits = Path(path), limits or AudioLimits()
+    if max_seconds is not None:
+        limits = dataclasses.replace(limits, max_seconds=float(max_seconds))
     try:
-        with _quiet_native_stderr(quiet):
-            info = sf.info(str(path))
-    except (sf.LibsndfileError, RuntimeError):
+        probe = probe_audio(path, limits)
+    except UnreadableAudio:
         if shutil.which("ffmpeg") is None:
             known = path.suffix.lower() in SUPPORTED_EXTENSIONS
             kind = "unsupported or corrupt audio" if known else "unsupported format"
             raise AudioError(
                 f"{path.name}: {kind}; accepted formats: {', '.join(SUPPORTED_EXTENSIONS)} (others need ffmpeg)"
             ) from None
-        data, native_sr = _decode_ffmpeg(path)
+        audio, native_sr = _decode_ffmpeg(path, limits)
     else:
-        if max_seconds is not None and info.frames > max_seconds * info.samplerate:
-            seconds = info.frames / info.samplerate
-            raise AudioError(f"{path.name}: {seconds:.1f} s is longer than the {max_seconds:g} s limit")
-        try:
-            with _quiet_native_stderr(quiet):
-                data, native_sr = sf.read(str(path), dtype="float32", always_2d=True)
-        except (sf.LibsndfileError, RuntimeError) as exc:
-            raise AudioError(f"{path.name}: corrupt audio data ({exc})") from None
-    audio = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
-    return _check_and_resample(path.name, audio, native_sr, sr, max_seconds)
+        audio, native_sr = read_audio_bounded(path, limits, probe)
+    return _check_and_resample(path.name, audio, native_sr, sr, limits.max_seconds)
 
 
 def _check_and_resample(

@@ -1,3 +1,7 @@
+import json
+import os
+import sys
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -72,3 +76,67 @@ def test_write_wav_is_int16_and_leaves_no_temporary(tmp_path):
     data, sr = sf.read(path, dtype="int16")
     assert sr == 32000 and data.tolist() == [0, 16383, -32767]
     assert sorted(p.name for p in path.parent.iterdir()) == ["x.wav"]
+
+
+_FAKE_FFMPEG = """#!{python}
+import json, struct, sys
+args = sys.argv[1:]
+with open({log!r}, "w") as log:
+    json.dump(args, log)
+mode, rate, channels = {mode!r}, {rate}, {channels}
+if mode == "fail":
+    sys.stderr.write(args[args.index("-i") + 1] + ": Invalid data found when processing input\\n")
+    sys.exit(1)
+out = sys.stdout.buffer
+fmt = struct.pack("<HHIIHH", 3, channels, rate, rate * 4 * channels, 4 * channels, 32)
+out.write(b"RIFF\\xff\\xff\\xff\\xffWAVEfmt " + struct.pack("<I", 16) + fmt + b"LIST\\x04\\x00\\x00\\x00INFO")
+out.write(b"data\\xff\\xff\\xff\\xff")
+second = struct.pack("<f", 0.5) * rate * channels + struct.pack("<f", -0.5) * rate * channels
+try:
+    for _ in range(10**6 if mode == "endless" else 1):
+        out.write(second)
+except BrokenPipeError:
+    sys.exit(1)
+"""
+
+
+def _fake_ffmpeg(tmp_path, monkeypatch, mode: str, rate: int = 16000, channels: int = 1):
+    """Put a stand-in ``ffmpeg`` first on PATH that logs its arguments and writes a float WAV to stdout."""
+    folder = tmp_path / "bin"
+    folder.mkdir()
+    script = folder / "ffmpeg"
+    log = tmp_path / "ffmpeg-args.json"
+    script.write_text(_FAKE_FFMPEG.format(python=sys.executable, log=str(log), mode=mode, rate=rate, channels=channels))
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{folder}{os.pathsep}{os.environ['PATH']}")
+    clip = tmp_path / "clip.m4a"
+    clip.write_bytes(b"\x00\x00\x00\x20ftypM4A " + bytes(200))  # libsndfile cannot read it: ffmpeg's turn
+    return clip, log
+
+
+def test_ffmpeg_fallback_asks_for_bounded_mono(tmp_path, monkeypatch):
+    clip, log = _fake_ffmpeg(tmp_path, monkeypatch, "once")
+    audio, sr = load_audio(clip, max_seconds=30)
+    assert sr == 16000 and audio.dtype == np.float32 and audio.shape == (32000,)
+    args = json.loads(log.read_text())
+    assert args[args.index("-ac") + 1] == "1" and args[args.index("-t") + 1] == "31"
+
+
+def test_ffmpeg_output_past_the_limit_is_cut_off(tmp_path, monkeypatch):
+    clip, _ = _fake_ffmpeg(tmp_path, monkeypatch, "endless")
+    with pytest.raises(AudioError, match="clip.m4a: more than 5 s of audio decoded; longer than the 5 s limit"):
+        load_audio(clip, max_seconds=5)
+
+
+@pytest.mark.parametrize(("rate", "channels"), [(1000, 1), (16000, 2)])
+def test_ffmpeg_output_of_another_layout_is_refused(tmp_path, monkeypatch, rate, channels):
+    clip, _ = _fake_ffmpeg(tmp_path, monkeypatch, "endless", rate, channels)
+    with pytest.raises(AudioError, match=f"{channels} channel.s. at {rate} Hz from ffmpeg; accepted: mono"):
+        load_audio(clip)
+
+
+def test_ffmpeg_errors_name_the_file_without_its_folder(tmp_path, monkeypatch):
+    clip, _ = _fake_ffmpeg(tmp_path, monkeypatch, "fail")
+    with pytest.raises(AudioError, match="unsupported or corrupt audio .ffmpeg: clip.m4a: Invalid data") as caught:
+        load_audio(clip)
+    assert str(tmp_path) not in str(caught.value)
