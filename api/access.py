@@ -63,6 +63,12 @@ class Access:
         ids, total = self.state.records.owned("ref", self.caller.owner, offset, limit)
         return [info for info in map(refs.get, ids) if info is not None], total
 
+    def ref_quota(self) -> None:
+        """429 when the caller keeps ``limits.refs_per_key`` references already."""
+        limit = self.state.settings.limits.refs_per_key
+        if self.state.records.owned("ref", self.caller.owner, 0, 1)[1] >= limit:
+            raise ApiError(429, "too_many_refs", limit=limit)
+
     def delete_ref(self, ref_id: str) -> bool:
         found = self.state.refs.delete(ref_id)
         self.state.records.disown("ref", ref_id)

@@ -37,6 +37,7 @@ MESSAGES: dict[str, tuple[str, str]] = {  # code: (zh, en); {names} are filled f
     "gone": ("结果已过期", "the result has expired"),
     "unauthorized": ("需要有效的 API 密钥", "a valid API key is required"),
     "too_many": ("未完成的任务过多（上限 {limit}）", "too many unfinished tasks (limit {limit})"),
+    "too_many_refs": ("参考音频过多（上限 {limit}），请先删除", "too many references (limit {limit})"),
     "unavailable": ("系统暂时不可用", "the service is temporarily unavailable"),
     "bad_request": ("请求无效", "invalid request"),
     "method": ("不支持的请求方法 {method}", "method {method} is not allowed"),

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
+from pathlib import Path
 
-import soundfile as sf
 from anyio import to_thread
 from litestar import Request
 
@@ -14,24 +15,34 @@ from api.errors import language as lang_of
 from api.schemas import Field, Form, Queued
 from api.services import enqueue
 from api.uploads import read_body
+from mockvox.audio.io import AudioError
 
 FORMATS = (".wav", ".mp3", ".flac", ".ogg")
 CALLBACK = Field("callback_url", description="POSTed a signed JSON when the task ends (allowed hosts only)")
 
 
-async def check_audio(request: Request, path, filename: str) -> float:
-    """Seconds of a decodable recording in an accepted format, within the service's limits (else 4xx)."""
+@contextlib.contextmanager
+def named_as(path: Path, filename: str):
+    """An ``AudioError`` about a spooled upload names the file as the client sent it (never the spool's path)."""
+    try:
+        yield
+    except AudioError as exc:
+        shown = Path(filename).name[:100] or "the file"
+        raise AudioError(str(exc).replace(Path(path).name, shown)) from None
+
+
+async def check_audio(request: Request, path: Path, filename: str) -> float:
+    """Seconds of a recording in an accepted format whose header is within the service's limits (else 4xx). Only
+    the header is read here: the worker decodes (in bounded blocks), never the API process."""
+    from mockvox.audio.probe import probe_audio
+
     if not filename.lower().endswith(FORMATS):
         raise ApiError(422, "format", f"file {filename[:100]!r}")
-    try:
-        info = await to_thread.run_sync(sf.info, str(path))
-    except (RuntimeError, sf.LibsndfileError) as exc:
-        raise ApiError(422, "bad_audio", f"{filename[:100]!r} cannot be decoded ({exc})") from None
-    seconds = float(info.duration)
-    prep = request.app.state.prepare_limits
-    if not prep[0] <= seconds <= prep[1]:
-        raise ApiError(422, "bad_audio", f"the recording is {seconds:.2f} s long; accepted: {prep[0]:g}-{prep[1]:g} s")
-    return seconds
+    settings = request.app.state.settings
+    low, high = request.app.state.prepare_limits
+    with named_as(path, filename):
+        probe = await to_thread.run_sync(probe_audio, path, settings.audio.limits(low, high))
+    return probe.seconds
 
 
 async def upload_body(request: Request, form: Form, check: Callable[[dict], None] | None = None):

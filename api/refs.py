@@ -8,7 +8,7 @@ import msgspec
 
 from api.schemas import RefOut
 from mockvox.atomic import write_text
-from mockvox.audio.io import AudioError, load_audio, write_wav
+from mockvox.audio.io import AudioError, load_audio, resample, write_wav
 from mockvox.data.ids import new_file_id, validate_file_id
 
 REF_SECONDS = (3.0, 10.0)
@@ -24,11 +24,20 @@ class RefStore:
         validate_file_id(ref_id)
         return self.root / f"{ref_id}.wav", self.root / f"{ref_id}.json"
 
-    def add(self, upload: Path, filename: str, text: str | None, language: str | None) -> RefOut:
-        """Check and keep a reference (``AudioError`` for undecodable audio or a duration outside 3-10 s)."""
+    def add(self, upload: Path, filename: str, text: str | None, language: str | None, rules=None) -> RefOut:
+        """Check and keep a reference (``AudioError`` for undecodable audio or a duration outside 3-10 s).
+
+        ``rules`` (:class:`~api.settings.AudioRules`): what its header may declare; it is probed before anything is
+        decoded, decoded in bounded blocks, and kept at ``rules.ref_rate`` at most.
+        """
         import time
 
-        audio, sr = load_audio(upload)
+        from api.settings import AudioRules
+
+        rules = rules or AudioRules()
+        audio, sr = load_audio(upload, limits=rules.limits(REF_SECONDS[0] - 0.5, REF_SECONDS[1] + 0.5))
+        if sr > rules.ref_rate:
+            audio, sr = resample(audio, sr, rules.ref_rate), rules.ref_rate
         seconds = len(audio) / sr
         if not REF_SECONDS[0] <= seconds <= REF_SECONDS[1]:
             raise AudioError(f"reference audio is {seconds:.2f} s long; accepted: 3-10 s")

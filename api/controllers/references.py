@@ -10,7 +10,7 @@ from api.access import Access
 from api.controllers import FILE_ID, options_for, path_value
 from api.errors import ApiError, message
 from api.errors import language as lang_of
-from api.intake import FORMATS
+from api.intake import FORMATS, named_as
 from api.schemas import LANGUAGES, Deleted, Field, Form, RefOut, RefPage, error_responses
 from api.uploads import read_body
 
@@ -24,7 +24,7 @@ class ReferenceController(Controller):
     options = options_for("/refs/{ref_id:path}", "DELETE, GET, OPTIONS")
 
     @post("/uploadRef", status_code=200, operation_class=UPLOAD_REF.operation(), responses=error_responses(
-        400, 401, 413, 415, 422))  # fmt: skip
+        400, 401, 413, 415, 422, 429))  # fmt: skip
     async def upload_ref(self, request: Request, access: Access) -> RefOut:
         """Keep a reference recording; its duration is checked here, not at synthesis."""
         settings = request.app.state.settings
@@ -36,8 +36,10 @@ class ReferenceController(Controller):
             name = body.filenames["file"]
             if not name.lower().endswith(FORMATS):
                 raise ApiError(422, "format", f"file {name[:100]!r}")
-            info = await to_thread.run_sync(request.app.state.refs.add, body.files["file"], name, values.get("text"),
-                                            values.get("language"))  # fmt: skip
+            await to_thread.run_sync(access.ref_quota)
+            with named_as(body.files["file"], name):
+                info = await to_thread.run_sync(request.app.state.refs.add, body.files["file"], name,
+                                                values.get("text"), values.get("language"), settings.audio)  # fmt: skip
             await to_thread.run_sync(access.own, "ref", info.file_id)
         finally:
             body.discard()

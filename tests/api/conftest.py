@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -22,12 +23,43 @@ from mockvox.audio.io import load_audio
 from tests.conftest import SAMPLES
 
 ROOT = Path(__file__).resolve().parents[2]
+CALLBACK_SECRET = "test-callback-secret"
 MOCKVOX = str(Path(sys.executable).with_name("mockvox"))
 # demo voices (tiny, from scratch; not evaluated: test_flow's one training is), quick heartbeats, a small upload
 # limit, short outputs
 SERVE = ["experiment=demo", "evaluate=false", "heartbeat_s=1", "lost_after_s=8", "limits.upload_mb=20",
-         "callbacks.allow=[127.0.0.1]"]  # fmt: skip
+         "callbacks.allow=[127.0.0.1]", f"callbacks.secret={CALLBACK_SECRET}"]  # fmt: skip
 FINAL = ("SUCCESS", "FAILURE", "REVOKED")
+
+
+class Receiver:
+    """A callback destination on a loopback port: the headers and JSON bodies POSTed to it."""
+
+    def __init__(self):
+        import json
+        from http.server import BaseHTTPRequestHandler, HTTPServer
+
+        got = self.got = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 (http.server's name)
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                got.append((dict(self.headers), json.loads(body)))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args):
+                return None
+
+        self.server = HTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def bodies(self, task_id: str) -> list[dict]:
+        return [body for _, body in self.got if body.get("task_id") == task_id]
+
+    def close(self) -> None:
+        self.server.shutdown()
 
 
 def free_port() -> int:
@@ -55,7 +87,7 @@ class Server:
                 raise RuntimeError(f"server exited {self.proc.returncode}: {self.output()[-3000:]}")
             try:
                 health = httpx.get(f"{self.url}/health", timeout=5).json()
-                if health["status"] == "ok" or not ok:
+                if health["status"] == "ok" or (not ok and health["status"] != "starting"):
                     return health
             except httpx.HTTPError:
                 pass

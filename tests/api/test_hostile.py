@@ -279,3 +279,55 @@ def test_errors_carry_no_server_paths_uris_sql_or_secrets(app_client) -> None:
         assert 400 <= r.status_code < 500, r.text
         _no_server_detail(app, r.text)
         assert "{name}" not in r.text and "{" not in r.json()["detail"], r.text
+
+
+def _peak_rss_reset() -> None:
+    with open("/proc/self/clear_refs", "w") as fh:  # resets VmHWM, the peak resident size
+        fh.write("5")
+
+
+def _peak_rss_mb() -> float:
+    with open("/proc/self/status") as fh:
+        line = next(x for x in fh if x.startswith("VmHWM:"))
+    return int(line.split()[1]) / 1024
+
+
+@pytest.fixture(scope="module")
+def bombs(tmp_path_factory) -> dict[str, bytes]:
+    """Small files whose headers promise far more audio than a request may cost."""
+    from tests.audio.test_probe import _flac_with_total, _wav_patched, _write_blocks
+
+    folder = tmp_path_factory.mktemp("bombs")
+    return {
+        "liar.flac": _flac_with_total(folder, 2**36 - 1).read_bytes(),  # 76 bytes declaring 2^36 samples
+        "eight.flac": _write_blocks(folder / "eight.flac", 0.2, 48000, 8, 20).read_bytes(),
+        "constant.flac": _write_blocks(folder / "constant.flac", 0.2, 48000, 1, 120).read_bytes(),
+        "slow.wav": _wav_patched(folder, "slow.wav", rate=1).read_bytes(),
+        "fast.wav": _wav_patched(folder, "fast.wav", rate=655360).read_bytes(),
+    }
+
+
+def test_decoding_bombs_are_refused_from_their_headers_in_bounded_memory(app_client, owned_dataset, bombs) -> None:
+    app, client = app_client
+    spool = app.state.settings.uploads_dir
+    before = set(spool.iterdir())
+    routes = {"/upload": {"language": "en"}, "/add": {"file_id": owned_dataset.file_id}, "/uploadRef": {"text": "x"}}
+    for route, data in routes.items():
+        for name, content in bombs.items():
+            _peak_rss_reset()
+            start = _peak_rss_mb()
+            r = client.post(route, files={"file": (name, content)}, data=data, headers=H1)
+            grew = _peak_rss_mb() - start
+            assert r.status_code == 422, (route, name, r.text)
+            assert name in r.json()["detail"] and ".part" not in r.text, r.text  # the client's name, not the spool's
+            _no_server_detail(app, r.text)
+            assert grew < 150, f"{route} {name}: the API process grew {grew:.0f} MB"
+    assert set(spool.iterdir()) == before
+
+
+def test_a_high_rate_reference_is_kept_at_the_reference_rate(app_client) -> None:
+    app, client = app_client
+    r = client.post("/uploadRef", files={"file": ("hi.wav", _wav(5.0, 192000))}, data={"text": "hi"}, headers=H1)
+    assert r.status_code == 200 and r.json()["sample_rate"] == 48000, r.text
+    stored = app.state.refs.audio(r.json()["file_id"])
+    assert stored.stat().st_size < 5.5 * 48000 * 2

@@ -9,7 +9,8 @@ import time
 import httpx
 import mlflow
 
-from tests.api.conftest import Server, wait_task
+from tests.api.conftest import Receiver, Server, wait_task
+from tests.conftest import SAMPLES
 
 
 def _train(client: httpx.Client, file_id: str) -> str:
@@ -75,5 +76,52 @@ def test_a_broker_that_is_down_gives_503(tmp_path, ref_clip) -> None:
         with httpx.Client(base_url=srv.url, timeout=60) as c, open(ref_clip, "rb") as fh:
             r = c.post("/upload", files={"file": ("ref.wav", fh, "audio/wav")}, data={"language": "en"})
         assert r.status_code == 503 and r.json()["code"] == "unavailable", r.text
+        assert httpx.get(f"{srv.url}/health").status_code == 503  # not ready: an orchestrator can act
+        assert httpx.get(f"{srv.url}/health/live").status_code == 200
+    finally:
+        srv.stop()
+
+
+def test_a_paused_worker_is_declared_lost_once_and_never_contradicted(server, client) -> None:
+    receiver = Receiver()
+    try:
+        with open(SAMPLES / "voice_en.ogg", "rb") as fh:
+            r = client.post("/upload", files={"file": ("v.ogg", fh)}, data={"language": "en",
+                            "callback_url": receiver.url})  # fmt: skip
+        assert r.status_code == 200, r.text
+        task, file_id = r.json()["task_id"], r.json()["file_id"]
+        wait_task(client, task, 120, until=("PROGRESS",))
+        worker = server.worker_pids()[0]  # the prepare worker
+        os.kill(worker, signal.SIGSTOP)
+        try:
+            time.sleep(8 + 5)  # lost_after_s=8 and a sweep: nobody asks for the task meanwhile
+            lost = client.get(f"/tasks/{task}").json()
+        finally:
+            os.kill(worker, signal.SIGCONT)
+        assert lost["status"] == "FAILURE" and "heartbeat" in lost["error"], lost
+        time.sleep(12)  # the worker wakes up, finds its task decided and stores nothing
+        assert client.get(f"/tasks/{task}").json() == lost
+        assert client.get(f"/datasets/{file_id}").status_code == 404  # nothing was committed
+        for _ in range(100):
+            if receiver.bodies(task):
+                break
+            time.sleep(0.2)
+        time.sleep(2)
+        assert [b["status"] for b in receiver.bodies(task)] == ["FAILURE"]  # one callback, the verdict's
+        assert server.wait_ready(60)["status"] == "ok"
+    finally:
+        receiver.close()
+
+
+def test_a_task_past_its_soft_time_limit_fails_naming_it(tmp_path) -> None:
+    srv = Server(tmp_path / "data", ["experiment=demo", "time_limits.prepare=[2,0]"])
+    try:
+        srv.wait_ready()
+        with httpx.Client(base_url=srv.url, timeout=60) as c:
+            with open(SAMPLES / "voice_en.ogg", "rb") as fh:
+                r = c.post("/upload", files={"file": ("v.ogg", fh)}, data={"language": "en"})
+            done = wait_task(c, r.json()["task_id"], 300)
+            assert done["status"] == "FAILURE" and "time limit (2 s)" in done["error"], done
+            assert c.get(f"/datasets/{r.json()['file_id']}").status_code == 404
     finally:
         srv.stop()
