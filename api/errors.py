@@ -113,7 +113,8 @@ def _body(status: int, code: str, text: str, detail: str | None) -> dict:
 
 def error_response(request: Request, status: int, code: str, detail: str | None = None,
                    headers: dict[str, str] | None = None, **params) -> Response:  # fmt: skip
-    lang = language(request, request.app.state.settings.language if request.app.state.get("settings") else "zh")
+    settings = request.app.state.get("settings")
+    lang = language(request, settings.language if settings is not None else "zh")
     headers = {**(headers or {}), **({"WWW-Authenticate": "Bearer"} if status == 401 else {})}
     return Response(_body(status, code, message(code, lang, **params), detail), status_code=status,
                     headers=headers or None)  # fmt: skip

@@ -35,7 +35,7 @@ class RefStore:
         from api.settings import AudioRules
 
         rules = rules or AudioRules()
-        audio, sr = load_audio(upload, limits=rules.limits(REF_SECONDS[0] - 0.5, REF_SECONDS[1] + 0.5))
+        audio, sr = load_audio(upload, limits=rules.limits(0.0, REF_SECONDS[1] + 0.5))  # the range is checked below
         if sr > rules.ref_rate:
             audio, sr = resample(audio, sr, rules.ref_rate), rules.ref_rate
         seconds = len(audio) / sr

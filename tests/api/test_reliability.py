@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from pathlib import Path
 
 import httpx
 import mlflow
@@ -65,6 +66,34 @@ def test_cancel_queued_and_running_trainings_then_a_killed_worker_then_resume(se
     assert resumed["status"] == "SUCCESS", resumed
     info = client.get(f"/model/{resumed['results']['model_id']}").json()
     assert info["epochs"] == {"sovits": 2, "gpt": 2} and info["resumed_from"] == model_id
+    _parallel_deletes_remove_the_voice_and_its_checkpoints(server, client, resumed["results"]["model_id"])
+
+
+def _checkpoints(server: Server, model_id: str) -> list:
+    """The training checkpoints the voice's runs logged, as files in the local artifact store."""
+    from urllib.parse import urlparse
+
+    store = mlflow.MlflowClient(f"sqlite:///{server.data / 'mlflow.db'}")
+    source = store.get_logged_model(model_id).source_run_id
+    runs = [store.get_run(source), *store.search_runs([store.get_run(source).info.experiment_id],
+                                                         f"tags.`mlflow.parentRunId` = '{source}'")]  # fmt: skip
+    found = []
+    for run in runs:
+        folder = Path(urlparse(run.info.artifact_uri).path) / "checkpoints"
+        found += list(folder.glob("*.ckpt")) if folder.is_dir() else []
+    return found
+
+
+def _parallel_deletes_remove_the_voice_and_its_checkpoints(server: Server, client: httpx.Client, model_id: str):
+    from concurrent.futures import ThreadPoolExecutor
+
+    checkpoints = _checkpoints(server, model_id)
+    assert checkpoints, "a trained voice's runs hold its checkpoints"
+    with ThreadPoolExecutor(4) as pool:
+        codes = sorted(pool.map(lambda _: client.delete(f"/model/{model_id}").status_code, range(4)))
+    assert codes == [200, 404, 404, 404], codes
+    assert not any(p.exists() for p in checkpoints)  # the 500 MB a real voice leaves per run
+    assert client.get(f"/model/{model_id}").status_code == 404
 
 
 def test_a_broker_that_is_down_gives_503(tmp_path, ref_clip) -> None:
