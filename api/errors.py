@@ -167,9 +167,12 @@ def library_status(exc: Exception) -> tuple[int, str]:
     from mockvox.data.pipeline import DatasetBusy
     from mockvox.data.store import DatasetNotFound
     from mockvox.infer.registry import ModelNotFound
+    from mockvox.infer.voices import VoicesBusy
 
     if isinstance(exc, DatasetBusy):
         return 409, "busy"
+    if isinstance(exc, VoicesBusy):
+        return 503, "unavailable"
     if isinstance(exc, DatasetNotFound):
         return 404, "dataset_not_found"
     if isinstance(exc, ModelNotFound):
@@ -199,9 +202,10 @@ def exception_handlers() -> dict:
     from mockvox.data.store import DatasetNotFound
     from mockvox.infer.pipeline import SynthesisError
     from mockvox.infer.registry import ModelNotFound
+    from mockvox.infer.voices import VoicesBusy
 
     library = (AudioError, NotEnoughSpeech, InvalidIdError, RevisionError, DatasetNotFound, SynthesisError,
-               ModelNotFound, DatasetBusy)  # fmt: skip
+               ModelNotFound, DatasetBusy, VoicesBusy)  # fmt: skip
     handlers: dict = {ApiError: handle_api_error, ValidationException: handle_validation, HTTPException: handle_http}
     handlers.update({cls: handle_library for cls in library})
     handlers[Exception] = handle_internal

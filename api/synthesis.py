@@ -102,9 +102,9 @@ def checked_request(services, access, form) -> tuple[str, dict | None, dict]:
     return model_id, ref, params
 
 
-async def pcm_stream(state, sample_rate: int, pieces):
+async def pcm_stream(state, sample_rate: int, pieces, release: Callable[[], None] | None = None):
     """Header first, then each fragment; an error after the first byte ends the stream (logged); a client that goes
-    away stops the synthesis at the next fragment (this generator is closed)."""
+    away stops the synthesis at the next fragment (this generator is closed). ``release`` runs when it ends."""
     yield wav_header(sample_rate)
     done, sent, finished = object(), 0, False
     try:
@@ -123,5 +123,7 @@ async def pcm_stream(state, sample_rate: int, pieces):
         close = getattr(pieces, "close", None)
         if close is not None:
             close()
+        if release is not None:
+            release()
         if not finished:
-            log.info("stream stopped after %d fragment(s): the client went away", sent)
+            log.debug("stream stopped after %d fragment(s): the client went away", sent)

@@ -65,7 +65,12 @@ class SynthesisController(Controller):
         query = parse(dict(request.query_params.multi_items()), StreamQuery)  # a repeated name: its last value
         model_id, ref, params = await to_thread.run_sync(checked_request, services, access, query)
         async with services.stream_slots:  # load and check under the same bound as the synthesis
-            synth = await to_thread.run_sync(services.voices.get, model_id)
-            pieces = await to_thread.run_sync(fragments, synth, ref, query.target_text, query.target_language, params)
-        return Stream(pcm_stream(services, synth.sample_rate, pieces), media_type="audio/wav",
-                      headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})  # fmt: skip
+            synth = await to_thread.run_sync(services.voices.get, model_id, True)  # pinned while it streams
+            try:
+                pieces = await to_thread.run_sync(fragments, synth, ref, query.target_text, query.target_language,
+                                                  params)  # fmt: skip
+            except BaseException:
+                services.voices.unpin(model_id)
+                raise
+        stream = pcm_stream(services, synth.sample_rate, pieces, lambda: services.voices.unpin(model_id))
+        return Stream(stream, media_type="audio/wav", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
