@@ -18,7 +18,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.static_files import create_static_files_router
 
-from api.auth import provide_access, require_key
+from api.auth import require_key
 from api.controllers.datasets import DatasetController
 from api.controllers.health import HealthController
 from api.controllers.models import ModelController
@@ -28,61 +28,26 @@ from api.controllers.tasks import TaskController
 from api.controllers.training import TrainingController
 from api.errors import ApiError, exception_handlers
 from api.settings import Settings
+from api.state import provide_access, provide_services
 
 log = logging.getLogger("api")
 CONTROLLERS = [DatasetController, TrainingController, ReferenceController, SynthesisController, TaskController,
                ModelController, HealthController]  # fmt: skip
 
 
-def _resources(app: Litestar, settings: Settings) -> None:
-    """Everything a request needs, once per process, onto ``app.state``."""
-    from api.records import Records
-    from api.refs import RefStore
-    from api.synthesis import infer_config, voice_cache
-    from api.worker import app as celery
-    from api.worker import configure
-    from mockvox.config import compose
-    from mockvox.data.datasets import require_speech
-    from mockvox.data.pipeline import DatasetPipeline, prepare_settings
-    from mockvox.data.store import DatasetStore
-    from mockvox.infer.registry import resolve_model_id
-    from mockvox.train.config import compose_train
-    from mockvox.train.tracking import Tracker
-
-    state = app.state
-    state.settings = settings
-    for folder in (settings.state_dir, settings.outputs_dir, settings.uploads_dir, settings.refs_dir):
-        folder.mkdir(parents=True, exist_ok=True)
-    state.celery = configure(settings, celery)
-    state.records = Records(settings.records)
-    state.refs = RefStore(settings.refs_dir)
-    prep, data_dir = prepare_settings(compose("prepare", [f"paths.data_dir={settings.data_dir}"]))
-    state.store = DatasetStore(data_dir)
-    state.pipeline = DatasetPipeline(state.store, prep)
-    state.prepare_limits = (prep.min_seconds, prep.max_seconds)
-    train_cfg = compose_train([*settings.train_overrides, f"paths.data_dir={settings.data_dir}"])
-    min_speech = float(train_cfg.data.min_speech_seconds)
-    state.registry = Tracker.from_config(infer_config(settings).logger)
-    state.voices = voice_cache(settings)
-    state.stream_slots = anyio.Semaphore(settings.limits.stream_concurrency)
-    state.resolve_model = lambda ref: resolve_model_id(state.registry, ref)
-
-    def check_speech(file_id: str, denoised: bool) -> None:
-        results = state.store.read_output(file_id)["results"]
-        folder = state.store.audio_dir(file_id) if denoised else state.store.sliced_dir(file_id)
-        require_speech(file_id, results, folder, min_speech)
-
-    state.check_speech = check_speech
-
-
-async def _sweep_outputs(settings: Settings) -> None:
-    """Delete synthesised WAVs older than ``outputs_hours`` (then /output answers 410)."""
+async def _sweep_outputs(services) -> None:
+    """Delete synthesised WAVs older than ``outputs_hours`` (then /output answers 410) and expired task results."""
+    settings = services.settings
     while True:
         cutoff = time.time() - settings.outputs_hours * 3600
         for path in settings.outputs_dir.glob("*.wav"):
             with contextlib.suppress(OSError):
                 if path.stat().st_mtime < cutoff:
                     path.unlink()
+        try:  # results past result_expires (a database backend keeps them until asked; Redis expires its own)
+            await anyio.to_thread.run_sync(services.celery.backend.cleanup)
+        except Exception as exc:
+            log.debug("result cleanup: %s", exc)
         await asyncio.sleep(600)
 
 
@@ -100,15 +65,20 @@ async def _sweep_lost(state) -> None:
 
 @contextlib.asynccontextmanager
 async def _lifespan(app: Litestar) -> AsyncIterator[None]:
+    """Build the services (in a thread: composing configs and opening stores takes seconds), run the sweepers and
+    the health watcher, close everything on shutdown."""
     from api.controllers.health import watch_health
+    from api.state import build_services
 
-    tasks = [asyncio.create_task(coro) for coro in (_sweep_outputs(app.state.settings), watch_health(app.state),
-                                                    _sweep_lost(app.state))]  # fmt: skip
+    services = await anyio.to_thread.run_sync(build_services, app.state.settings, app.state.embedded)
+    app.state.services = services
+    tasks = [asyncio.create_task(c) for c in (_sweep_outputs(services), watch_health(services), _sweep_lost(services))]
     try:
         yield
     finally:
         for task in tasks:
             task.cancel()
+        await anyio.to_thread.run_sync(services.close)
 
 
 def _docs() -> tuple[OpenAPIConfig, object]:
@@ -150,17 +120,19 @@ def create_app(settings: Settings, embedded: Path | None = None) -> Litestar:
     app = Litestar(
         route_handlers=[*CONTROLLERS, assets],
         guards=[require_key],
-        dependencies={"access": Provide(provide_access, sync_to_thread=False)},
+        dependencies={
+            "services": Provide(provide_services, sync_to_thread=False),
+            "access": Provide(provide_access, sync_to_thread=False),
+        },  # fmt: skip
         exception_handlers=exception_handlers(),
         openapi_config=openapi,
         cors_config=cors,
         lifespan=[_lifespan],
-        state=State({"embedded": embedded}),
+        state=State({"settings": settings, "embedded": embedded}),
         request_max_body_size=settings.limits.upload_bytes + (1 << 20),
         debug=False,
         logging_config=None,  # MockVox's one logging set-up (mockvox.logs), not Litestar's root handler at INFO
     )
-    _resources(app, settings)
     return app
 
 

@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import hmac
 
-from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
-from api.access import Access, Caller, key_owner
+from api.access import Caller, key_owner
 from api.errors import ApiError
 
 CALLER = "mockvox_caller"
@@ -46,8 +45,3 @@ def require_key(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
 
 def caller_of(connection: ASGIConnection) -> Caller:
     return connection.scope.get(CALLER) or Caller("\0")
-
-
-def provide_access(request: Request) -> Access:
-    """The ``access`` dependency: the ids of this request, checked for its caller."""
-    return Access(caller_of(request), request.app.state)

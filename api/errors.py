@@ -113,7 +113,8 @@ def _body(status: int, code: str, text: str, detail: str | None) -> dict:
 
 def error_response(request: Request, status: int, code: str, detail: str | None = None,
                    headers: dict[str, str] | None = None, **params) -> Response:  # fmt: skip
-    lang = language(request, request.app.state.settings.language if request.app.state.get("settings") else "zh")
+    settings = request.app.state.get("settings")
+    lang = language(request, settings.language if settings is not None else "zh")
     headers = {**(headers or {}), **({"WWW-Authenticate": "Bearer"} if status == 401 else {})}
     return Response(_body(status, code, message(code, lang, **params), detail), status_code=status,
                     headers=headers or None)  # fmt: skip
@@ -166,9 +167,12 @@ def library_status(exc: Exception) -> tuple[int, str]:
     from mockvox.data.pipeline import DatasetBusy
     from mockvox.data.store import DatasetNotFound
     from mockvox.infer.registry import ModelNotFound
+    from mockvox.infer.voices import VoicesBusy
 
     if isinstance(exc, DatasetBusy):
         return 409, "busy"
+    if isinstance(exc, VoicesBusy):
+        return 503, "unavailable"
     if isinstance(exc, DatasetNotFound):
         return 404, "dataset_not_found"
     if isinstance(exc, ModelNotFound):
@@ -198,9 +202,10 @@ def exception_handlers() -> dict:
     from mockvox.data.store import DatasetNotFound
     from mockvox.infer.pipeline import SynthesisError
     from mockvox.infer.registry import ModelNotFound
+    from mockvox.infer.voices import VoicesBusy
 
     library = (AudioError, NotEnoughSpeech, InvalidIdError, RevisionError, DatasetNotFound, SynthesisError,
-               ModelNotFound, DatasetBusy)  # fmt: skip
+               ModelNotFound, DatasetBusy, VoicesBusy)  # fmt: skip
     handlers: dict = {ApiError: handle_api_error, ValidationException: handle_validation, HTTPException: handle_http}
     handlers.update({cls: handle_library for cls in library})
     handlers[Exception] = handle_internal

@@ -50,14 +50,14 @@ def check_file_id(value: str, name: str = "file_id") -> str:
         raise ApiError(422, "invalid", str(exc), name=name) from None
 
 
-async def enqueue(request: Request, kind: str, name: str, kwargs: dict, callback_url: str | None = None,
+async def enqueue(request: Request, services, kind: str, name: str, kwargs: dict, callback_url: str | None = None,
                   spool: str | None = None) -> str:  # fmt: skip
     """Record and send a task off the event loop; 429 past the caller's limit of unfinished tasks, 503 when the
     broker does not take it (then nothing is recorded). ``spool``: the uploaded file the task consumes."""
     from api.auth import caller_of
 
     owner = caller_of(request).owner
-    return await to_thread.run_sync(_enqueue, request.app.state, owner, kind, name, kwargs, callback_url, spool)
+    return await to_thread.run_sync(_enqueue, services, owner, kind, name, kwargs, callback_url, spool)
 
 
 def _enqueue(state, owner: str, kind: str, name: str, kwargs: dict, callback_url: str | None, spool: str | None) -> str:

@@ -11,14 +11,11 @@ import numpy as np
 from anyio import to_thread
 
 from api.errors import ApiError
-from api.services import check_file_id, check_model_ref
 from api.settings import Settings
 
 log = logging.getLogger("api.stream")
 
 STREAM_UNKNOWN = 0xFFFFFFFF  # RIFF and data sizes of a stream of unknown length (libsndfile and ffmpeg read it all)
-PARAMS = ("top_k", "top_p", "temperature", "repetition_penalty", "speed", "seed", "split", "sample_steps",
-          "noise_scale", "fragment_interval", "max_tokens")  # fmt: skip
 
 
 def infer_config(settings: Settings):
@@ -34,9 +31,10 @@ def voice_cache(settings: Settings):
 
 
 def synthesis_params(params: dict):
+    from api.requests import SYNTHESIS_NAMES
     from mockvox.infer.pipeline import SynthesisParams
 
-    given = {k: v for k, v in params.items() if k in PARAMS and v is not None}
+    given = {k: v for k, v in params.items() if k in SYNTHESIS_NAMES and v is not None}
     if given.get("seed") is not None and int(given["seed"]) < 0:
         given["seed"] = None
     return SynthesisParams(**given)
@@ -77,28 +75,26 @@ def fragments(synth, ref: dict | None, text: str, language: str, params: dict) -
     return synth.fragments(*_reference(ref), text, language, synthesis_params(params))
 
 
-def checked_request(state, access, values: dict, param_names: tuple[str, ...]) -> tuple[str, dict | None, dict]:
-    """``(model_id, reference, params)`` of a synthesis request, every part checked (404 / 422) before any work;
-    the voice and the reference must be the caller's (:class:`~api.access.Access`)."""
+def checked_request(services, access, form) -> tuple[str, dict | None, dict]:
+    """``(model_id, reference, params)`` of a synthesis request (:class:`~api.requests.StreamQuery`), every part
+    checked (404 / 422) before any work; the voice and the reference must be the caller's."""
+    from api.requests import params_of
     from mockvox.infer.pipeline import SynthesisError
 
-    limit = state.settings.limits.text_chars
-    if len(values["target_text"]) > limit:
+    limit = services.settings.limits.text_chars
+    if len(form.target_text) > limit:
         raise ApiError(422, "invalid", f"target_text is longer than {limit} characters", name="target_text")
-    model_ref = check_model_ref(values["model_id"])  # every id's format first, then the lookups
-    ref_id = values.get("ref_audio_file_id") or None
-    ref_id = check_file_id(ref_id, "ref_audio_file_id") if ref_id else None
-    model_id = access.model(model_ref)
+    model_id = access.model(form.model_id)
     ref = None
-    if ref_id:
-        info = access.ref(ref_id, "ref_audio_file_id")
-        text = values.get("ref_text") or info.text
+    if form.ref_audio_file_id:
+        info = access.ref(form.ref_audio_file_id, "ref_audio_file_id")
+        text = form.ref_text or info.text
         if not text:
             raise ApiError(422, "missing", "ref_text is required (the reference has no stored transcript)",
                            name="ref_text")  # fmt: skip
-        ref = {"audio": str(state.refs.audio(ref_id)), "text": text,
-               "language": values.get("ref_language") or info.language or "zh"}  # fmt: skip
-    params = {name: values.get(name) for name in param_names}
+        ref = {"audio": str(services.refs.audio(info.file_id)), "text": text,
+               "language": form.ref_language or info.language or "zh"}  # fmt: skip
+    params = params_of(form)
     try:
         synthesis_params(params).check()
     except SynthesisError as exc:
@@ -106,9 +102,9 @@ def checked_request(state, access, values: dict, param_names: tuple[str, ...]) -
     return model_id, ref, params
 
 
-async def pcm_stream(state, sample_rate: int, pieces):
+async def pcm_stream(state, sample_rate: int, pieces, release: Callable[[], None] | None = None):
     """Header first, then each fragment; an error after the first byte ends the stream (logged); a client that goes
-    away stops the synthesis at the next fragment (this generator is closed)."""
+    away stops the synthesis at the next fragment (this generator is closed). ``release`` runs when it ends."""
     yield wav_header(sample_rate)
     done, sent, finished = object(), 0, False
     try:
@@ -127,5 +123,7 @@ async def pcm_stream(state, sample_rate: int, pieces):
         close = getattr(pieces, "close", None)
         if close is not None:
             close()
+        if release is not None:
+            release()
         if not finished:
-            log.info("stream stopped after %d fragment(s): the client went away", sent)
+            log.debug("stream stopped after %d fragment(s): the client went away", sent)

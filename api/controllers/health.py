@@ -12,10 +12,11 @@ import logging
 import time
 
 from anyio import to_thread
-from litestar import Controller, Request, Response, get
+from litestar import Controller, Response, get
 from litestar.openapi.datastructures import ResponseSpec
 
 from api.schemas import Health
+from api.state import Services
 
 log = logging.getLogger("api")
 HEALTH_EVERY_S = 1.0
@@ -83,10 +84,10 @@ class HealthController(Controller):
     tags = ["health"]
 
     @get("/health", opt={"public": True}, responses={503: ResponseSpec(data_container=Health, description="not ready")})
-    async def health(self, request: Request) -> Response[Health]:
+    async def health(self, services: Services) -> Response[Health]:
         """Readiness: ``status`` ok (200) when everything the service needs answers, else degraded or starting (503,
         the same body: which part is false)."""
-        health = request.app.state.get("health") or STARTING
+        health = services.health or STARTING
         return Response(health, status_code=200 if health.status == "ok" else 503)
 
     @get("/health/live", opt={"public": True})

@@ -12,6 +12,7 @@ from api.errors import ApiError, message
 from api.errors import language as lang_of
 from api.schemas import Deleted, ModelOut, ModelPage, error_responses
 from api.services import delete_voice
+from api.state import Services
 
 
 def _out(info: dict) -> ModelOut:
@@ -46,23 +47,23 @@ class ModelController(Controller):
     options = options_for("/model/{model_id:path}", "DELETE, GET, OPTIONS")
 
     @get("/model/{model_id:path}", responses=error_responses(401, 404, 422))
-    async def info(self, request: Request, access: Access,
+    async def info(self, services: Services, access: Access,
                    model_id: str = Parameter(schema_extra={"pattern": MODEL_REF})) -> ModelOut:  # fmt: skip
         """Version, epochs per stage, dataset and its DVC version, metrics, registry entries (no weights loaded)."""
         from mockvox.infer.registry import model_info
 
         resolved = await to_thread.run_sync(access.model, path_value(model_id))
-        return _out(await to_thread.run_sync(model_info, request.app.state.registry, resolved))
+        return _out(await to_thread.run_sync(model_info, services.registry, resolved))
 
     @get("/models", responses=error_responses(400, 401, 422))
-    async def list_models(self, request: Request, access: Access, limit: int = Parameter(default=50, ge=1, le=500),
+    async def list_models(self, services: Services, access: Access, limit: int = Parameter(default=50, ge=1, le=500),
                           page_token: str | None = Parameter(default=None, max_length=2000)) -> ModelPage:  # fmt: skip
         """The caller's voices, newest first; ``next_page_token`` gives the next page."""
         from mlflow.exceptions import MlflowException
 
         from mockvox.infer.registry import summary, voice_models
 
-        registry, start = request.app.state.registry, check_page_token(page_token)
+        registry, start = services.registry, check_page_token(page_token)
 
         def page():
             models, token = voice_models(registry, limit, start, access.model_filter)
@@ -75,11 +76,11 @@ class ModelController(Controller):
         return ModelPage(items, token)
 
     @delete("/model/{model_id:path}", status_code=200, responses=error_responses(401, 404, 422))
-    async def remove(self, request: Request, access: Access,
+    async def remove(self, request: Request, services: Services, access: Access,
                      model_id: str = Parameter(schema_extra={"pattern": MODEL_REF}),
                      keep_checkpoints: bool = KEEP_CHECKPOINTS) -> Deleted:  # fmt: skip
         """Delete a voice: its registry versions, the logged model and its artifacts, its runs' training checkpoints
         (unless ``keep_checkpoints``); resident copies are dropped. A second delete answers 404."""
         resolved = await to_thread.run_sync(access.model, path_value(model_id))
-        await to_thread.run_sync(delete_voice, request.app.state, resolved, keep_checkpoints)
+        await to_thread.run_sync(delete_voice, services, resolved, keep_checkpoints)
         return Deleted(message("deleted", lang_of(request)), resolved)

@@ -11,26 +11,25 @@ from api.controllers import FILE_ID, options_for, path_value
 from api.errors import ApiError, message
 from api.errors import language as lang_of
 from api.intake import FORMATS, named_as
-from api.schemas import LANGUAGES, Deleted, Field, Form, RefOut, RefPage, error_responses
+from api.openapi import body_operation
+from api.requests import RefForm, parse
+from api.schemas import Deleted, RefOut, RefPage, error_responses
+from api.state import Services
 from api.uploads import read_body
-
-UPLOAD_REF = Form(Field("file", "file", True, description="3-10 s WAV / MP3 / FLAC / OGG"),
-                  Field("text", description="its transcript (default for /inference's ref_text)", max_length=2000),
-                  Field("language", choices=LANGUAGES, description="its language"))  # fmt: skip
 
 
 class ReferenceController(Controller):
     tags = ["references"]
     options = options_for("/refs/{ref_id:path}", "DELETE, GET, OPTIONS")
 
-    @post("/uploadRef", status_code=200, operation_class=UPLOAD_REF.operation(), responses=error_responses(
-        400, 401, 413, 415, 422, 429))  # fmt: skip
-    async def upload_ref(self, request: Request, access: Access) -> RefOut:
-        """Keep a reference recording; its duration is checked here, not at synthesis."""
-        settings = request.app.state.settings
+    @post("/uploadRef", status_code=200, operation_class=body_operation(RefForm, {"file": "3-10 s recording"}),
+          responses=error_responses(400, 401, 413, 415, 422, 429))  # fmt: skip
+    async def upload_ref(self, request: Request, services: Services, access: Access) -> RefOut:
+        """Keep a reference recording; its header, then its duration are checked here, not at synthesis."""
+        settings = services.settings
         body = await read_body(request, settings.uploads_dir, settings.limits.upload_bytes, ("file",))
         try:
-            values = UPLOAD_REF.parse(body.fields)
+            form = parse(body.fields, RefForm)
             if "file" not in body.files:
                 raise ApiError(422, "missing", "file is required", name="file")
             name = body.filenames["file"]
@@ -38,15 +37,15 @@ class ReferenceController(Controller):
                 raise ApiError(422, "format", f"file {name[:100]!r}")
             await to_thread.run_sync(access.ref_quota)
             with named_as(body.files["file"], name):
-                info = await to_thread.run_sync(request.app.state.refs.add, body.files["file"], name,
-                                                values.get("text"), values.get("language"), settings.audio)  # fmt: skip
+                info = await to_thread.run_sync(services.refs.add, body.files["file"], name, form.text, form.language,
+                                                settings.audio)  # fmt: skip
             await to_thread.run_sync(access.own, "ref", info.file_id)
         finally:
             body.discard()
         return info
 
     @get("/refs", responses=error_responses(400, 401, 422))
-    async def list_refs(self, request: Request, access: Access, offset: int = Parameter(default=0, ge=0, le=10**9),
+    async def list_refs(self, access: Access, offset: int = Parameter(default=0, ge=0, le=10**9),
                         limit: int = Parameter(default=50, ge=1, le=500)) -> RefPage:  # fmt: skip
         """The caller's references, oldest first."""
         items, total = await to_thread.run_sync(access.refs, offset, limit)

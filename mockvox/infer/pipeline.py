@@ -16,7 +16,7 @@ import secrets
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import cachetools
@@ -48,41 +48,56 @@ class SynthesisError(ValueError):
     """A request that cannot be synthesised; the message names the problem and what is accepted."""
 
 
+def _param(default, doc: str, choices: tuple[str, ...] | None = None, **bounds):
+    """A synthesis parameter: its default, what it does and its accepted range (``ge``/``gt``/``le``), written once
+    for the library's check, the CLI and the API's request shapes."""
+    meta = {"doc": doc, "bounds": bounds, **({"choices": choices} if choices else {})}
+    return field(default=default, metadata=meta)
+
+
 @dataclass(frozen=True)
 class SynthesisParams:
     """Sampling and decoding settings (official ``TTS.run`` defaults, MockVox's ``cut1`` split)."""
 
-    top_k: int = 15
-    top_p: float = 1.0
-    temperature: float = 1.0
-    repetition_penalty: float = 1.35
-    speed: float = 1.0
-    seed: int | None = None  # None: a fresh random seed per request
-    split: str = "cut1"  # cut0..cut5
-    noise_scale: float = 0.5  # v2 prior noise
-    sample_steps: int = 32  # v4 CFM Euler steps
-    fragment_interval: float = 0.3  # seconds of silence after each fragment
-    batch_size: int = 1  # >1: GPT decodes that many fragments together
-    max_tokens: int = 1500  # GPT cap per fragment (60 s at 25 tokens/s)
+    top_k: int = _param(15, "GPT sampling: the k most likely tokens", ge=1, le=1000)
+    top_p: float = _param(1.0, "GPT sampling: nucleus mass", gt=0, le=1)
+    temperature: float = _param(1.0, "GPT sampling temperature", ge=0.01, le=10)
+    repetition_penalty: float = _param(1.35, "GPT repetition penalty", ge=0.01, le=10)
+    speed: float = _param(1.0, "speaking rate", ge=SPEED_RANGE[0], le=SPEED_RANGE[1])
+    seed: int | None = _param(None, "sampling seed; -1 or absent: a fresh random one", ge=-1, le=2**62)
+    split: str = _param("cut1", "how the text is cut into fragments", choices=METHODS)
+    noise_scale: float = _param(0.5, "v2 prior noise", ge=0, le=2)
+    sample_steps: int = _param(32, "v4 CFM Euler steps", ge=1, le=128)
+    fragment_interval: float = _param(0.3, "seconds of silence after each fragment", ge=0, le=5)
+    batch_size: int = 1  # >1: GPT decodes that many fragments together (the library's, not a request's)
+    max_tokens: int = _param(1500, "GPT tokens per fragment at most (25 per second of speech)", ge=1, le=1500)
 
     def check(self) -> None:
-        """Raise :class:`SynthesisError` naming the first value out of range."""
-        rules = [
-            (SPEED_RANGE[0] <= self.speed <= SPEED_RANGE[1], f"speed {self.speed} is outside {SPEED_RANGE[0]}-4.0"),
-            (self.top_k >= 1, f"top_k {self.top_k} must be >= 1"),
-            (0 < self.top_p <= 1, f"top_p {self.top_p} must be in (0, 1]"),
-            (self.temperature > 0, f"temperature {self.temperature} must be > 0"),
-            (self.repetition_penalty > 0, f"repetition_penalty {self.repetition_penalty} must be > 0"),
-            (self.split in METHODS, f"split method {self.split!r} is unknown; accepted: {', '.join(METHODS)}"),
-            (self.noise_scale >= 0, f"noise_scale {self.noise_scale} must be >= 0"),
-            (self.sample_steps >= 1, f"sample_steps {self.sample_steps} must be >= 1"),
-            (self.fragment_interval >= 0, f"fragment_interval {self.fragment_interval} must be >= 0"),
-            (self.batch_size >= 1, f"batch_size {self.batch_size} must be >= 1"),
-            (self.max_tokens >= 1, f"max_tokens {self.max_tokens} must be >= 1"),
-        ]
-        for ok, message in rules:
-            if not ok:
-                raise SynthesisError(message)
+        """Raise :class:`SynthesisError` naming the first value out of its range."""
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is None or "bounds" not in f.metadata:
+                if f.name == "batch_size" and value < 1:
+                    raise SynthesisError(f"batch_size {value} must be >= 1")
+                continue
+            choices = f.metadata.get("choices")
+            if choices is not None:
+                if value not in choices:
+                    raise SynthesisError(f"{f.name} {value!r} is unknown; accepted: {', '.join(choices)}")
+                continue
+            why = _out_of(value, f.metadata["bounds"])
+            if why:
+                raise SynthesisError(f"{f.name} {value} {why}")
+
+
+def _out_of(value: float, bounds: dict) -> str | None:
+    """Why ``value`` is outside ``bounds`` (None when inside)."""
+    checks = {"ge": (lambda v, b: v >= b, ">="), "gt": (lambda v, b: v > b, ">"), "le": (lambda v, b: v <= b, "<=")}
+    for key, bound in bounds.items():
+        ok, sign = checks[key]
+        if not ok(value, bound):
+            return f"must be {sign} {bound:g}"
+    return None
 
 
 @dataclass

@@ -80,16 +80,30 @@ def voice_bytes(*voices: LoadedVoice) -> int:
     return sum(seen.values())
 
 
+class VoicesBusy(RuntimeError):
+    """Every resident voice is pinned (in use by a stream) and the cache is full: another voice cannot load now."""
+
+
 class _Resident(cachetools.LRUCache):
-    """LRU of synthesizers keyed by model id; counts what it evicts (the bounds are the cache's)."""
+    """LRU of synthesizers keyed by model id; a pinned voice is never evicted; counts what it evicts (the bounds are
+    the cache's)."""
 
     evicted = 0
 
+    def __init__(self, maxsize):
+        super().__init__(maxsize)
+        self.pins: dict[str, int] = {}
+
     def popitem(self):
-        model_id, synth = super().popitem()
-        log.info("voice %s evicted from the cache", model_id)
-        self.evicted += 1
-        return model_id, synth
+        for _ in range(len(self)):
+            model_id, synth = super().popitem()
+            if self.pins.get(model_id):
+                cachetools.LRUCache.__setitem__(self, model_id, synth)  # back, as the most recently used
+                continue
+            log.info("voice %s evicted from the cache", model_id)
+            self.evicted += 1
+            return model_id, synth
+        raise VoicesBusy(f"all {len(self)} resident voice(s) are in use by streams; retry when one ends")
 
 
 def _free_memory(device: torch.device) -> None:
@@ -155,9 +169,32 @@ class VoiceCache:
         peek = cachetools.Cache.__getitem__  # reading without touching the LRU order
         return voice_bytes(*(peek(self._voices, model_id).voice for model_id in list(self._voices)))
 
-    def get(self, ref: str) -> Synthesizer:
-        """The synthesizer of ``ref`` (model id or ``models:/`` URI), loaded on first use."""
+    def get(self, ref: str, pin: bool = False) -> Synthesizer:
+        """The synthesizer of ``ref`` (model id or ``models:/`` URI), loaded on first use. ``pin``: it stays resident
+        until :meth:`unpin` (a stream holds it), so the voices in memory never exceed the cache's bounds.
+
+        Raises:
+            VoicesBusy: the cache is full of pinned voices.
+        """
         model_id = self.source.model_id(ref)
+        synth = self._get(model_id)
+        if pin:
+            with self._lock:
+                if model_id not in self._voices:  # evicted between its load and now: load it again
+                    pin = False
+                else:
+                    self._voices.pins[model_id] = self._voices.pins.get(model_id, 0) + 1
+            if not pin:
+                return self.get(ref, pin=True)
+        return synth
+
+    def unpin(self, ref: str) -> None:
+        """Let a voice pinned by :meth:`get` be evicted again (once per pin)."""
+        model_id = self.source.model_id(ref)
+        with self._lock:
+            self._unpin(model_id)
+
+    def _get(self, model_id: str) -> Synthesizer:
         with self._lock:
             synth = self._voices.get(model_id)
             if synth is not None:
@@ -187,10 +224,25 @@ class VoiceCache:
         return synth
 
     def _admit(self, model_id: str, synth: Synthesizer) -> None:
-        """Insert, then evict the least recently used others until count and bytes fit (the new one always stays)."""
+        """Insert, then evict the least recently used others until count and bytes fit (the new one always stays,
+        unless the others are pinned: then it goes and :class:`VoicesBusy` is raised)."""
         self._voices[model_id] = synth
-        while len(self._voices) > 1 and self._over():
-            self._voices.popitem()
+        self._voices.pins[model_id] = self._voices.pins.get(model_id, 0) + 1  # not itself evicted while making room
+        try:
+            while len(self._voices) > 1 and self._over():
+                self._voices.popitem()
+        except VoicesBusy:
+            self._voices.pop(model_id, None)
+            raise
+        finally:
+            self._unpin(model_id)
+
+    def _unpin(self, model_id: str) -> None:
+        left = self._voices.pins.get(model_id, 0) - 1
+        if left > 0:
+            self._voices.pins[model_id] = left
+        else:
+            self._voices.pins.pop(model_id, None)
 
     def _over(self) -> bool:
         too_many = len(self._voices) > self.max_voices

@@ -102,8 +102,8 @@ def test_a_stored_failure_that_cannot_print_itself_is_readable(app_client) -> No
     try:
         np.zeros((2**46,), dtype=np.float64)
     except MemoryError as exc:  # numpy's _ArrayMemoryError: rebuilt from its stored arguments it cannot print
-        app.state.celery.backend.mark_as_failure(task_id, exc)
-    app.state.records.finish(task_id)
+        app.state.services.celery.backend.mark_as_failure(task_id, exc)
+    app.state.services.records.finish(task_id)
     for _ in range(2):  # also after the answer was cached
         status = client.get(f"/tasks/{task_id}", headers=H1)
         assert status.status_code == 200 and status.json()["status"] == "FAILURE", status.text
@@ -112,7 +112,7 @@ def test_a_stored_failure_that_cannot_print_itself_is_readable(app_client) -> No
 
 
 def _logged_voice(app, owner_key: str) -> str:
-    client = app.state.registry.client
+    client = app.state.services.registry.client
     experiment = client.get_experiment_by_name("mockvox") or client.get_experiment(client.create_experiment("mockvox"))
     model = client.create_logged_model(experiment.experiment_id, name="voice", tags={OWNER_TAG: key_owner(owner_key)})
     return model.model_id
@@ -200,7 +200,7 @@ def test_a_locked_broker_gives_503_and_nothing_is_recorded(app_client) -> None:
     broker = sqlite3.connect(app.state.settings.state_dir / "broker.db", timeout=1)
     spool = app.state.settings.uploads_dir
     before = set(spool.iterdir())
-    records = app.state.records
+    records = app.state.services.records
     with records.engine.connect() as conn:
         count = conn.exec_driver_sql("SELECT count(*) FROM tasks").scalar_one()
     broker.execute("BEGIN EXCLUSIVE")
@@ -239,8 +239,8 @@ def owned_dataset(app_client):
     audio, sr = sf.read(SAMPLES / "voice_en.ogg", dtype="float32")
     clip = app.state.settings.state_dir / "clip.wav"
     sf.write(clip, audio[: 6 * sr], sr)
-    result = app.state.pipeline.upload(clip, "en", False)
-    app.state.records.own("dataset", result.file_id, key_owner(K1))
+    result = app.state.services.pipeline.upload(clip, "en", False)
+    app.state.services.records.own("dataset", result.file_id, key_owner(K1))
     return result
 
 
@@ -248,7 +248,7 @@ def test_a_held_dataset_answers_busy_at_once_and_keeps_its_text(app_client, owne
     app, client = app_client
     file_id, key = owned_dataset.file_id, owned_dataset.results[0]["key"]
     before = client.get(f"/datasets/{file_id}", headers=H1).json()
-    with app.state.pipeline.locked(file_id):  # a long /add holds it
+    with app.state.services.pipeline.locked(file_id):  # a long /add holds it
         started = time.monotonic()
         r, slowest = _while_probing(client, lambda: client.post("/revision", headers=H1, json={
             "file_id": file_id, "results": [{"key": key, "text": "changed while busy"}]}))  # fmt: skip
@@ -329,5 +329,5 @@ def test_a_high_rate_reference_is_kept_at_the_reference_rate(app_client) -> None
     app, client = app_client
     r = client.post("/uploadRef", files={"file": ("hi.wav", _wav(5.0, 192000))}, data={"text": "hi"}, headers=H1)
     assert r.status_code == 200 and r.json()["sample_rate"] == 48000, r.text
-    stored = app.state.refs.audio(r.json()["file_id"])
+    stored = app.state.services.refs.audio(r.json()["file_id"])
     assert stored.stat().st_size < 5.5 * 48000 * 2

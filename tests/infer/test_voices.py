@@ -17,7 +17,7 @@ import torch
 from mockvox import cli
 from mockvox.audio.io import load_audio
 from mockvox.infer.pipeline import SynthesisError, SynthesisParams, Synthesizer
-from mockvox.infer.voices import VoiceCache, VoiceSource, open_voice, voice_bytes
+from mockvox.infer.voices import VoiceCache, VoicesBusy, VoiceSource, open_voice, voice_bytes
 from mockvox.models.lora import add_lora
 from mockvox.train.tracking import Tracker
 from mockvox.voice import Reference, load_voice
@@ -101,6 +101,21 @@ def test_cache_evicts_by_count_and_frees_the_weights(store) -> None:
     assert gpt_a() is None  # nothing holds the evicted voice's weights any more
     cache.clear()
     assert len(cache) == 0 and cache.resident_bytes == 0
+
+
+def test_pinned_voices_are_never_evicted_and_bound_what_loads(store) -> None:
+    """A stream pins its voice: the voices in memory never exceed the cache's bound, whatever streams hold."""
+    a, b = store["ids"]["a"], store["ids"]["b"]
+    cache = VoiceCache(store["source"], max_voices=1)
+    held = cache.get(a, pin=True)
+    with pytest.raises(VoicesBusy, match="in use by streams"):
+        cache.get(b)  # no room: the one resident voice streams
+    assert a in cache and b not in cache and len(cache) == 1
+    assert cache.get(a, pin=True) is held  # a second stream of the same voice shares it
+    cache.unpin(a)
+    cache.unpin(a)
+    cache.get(b)
+    assert a not in cache and b in cache and len(cache) == 1
 
 
 def test_cache_evicts_by_bytes(store) -> None:
