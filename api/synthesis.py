@@ -126,4 +126,4 @@ async def pcm_stream(state, sample_rate: int, pieces, release: Callable[[], None
         if release is not None:
             release()
         if not finished:
-            log.debug("stream stopped after %d fragment(s): the client went away", sent)
+            log.info("stream stopped after %d fragment(s): the client went away", sent)
