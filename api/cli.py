@@ -102,11 +102,17 @@ def cmd_serve(args) -> None:
 
 
 def cmd_worker(args) -> None:
+    """One worker process per queue, each restarted when it dies (out of memory, a hard time limit)."""
     overrides = _overrides(args)
-    procs = start_workers([q.strip() for q in args.queues.split(",") if q.strip()], overrides)
+    queues = [q.strip() for q in args.queues.split(",") if q.strip()]
+    procs = start_workers(queues, overrides)
     try:
-        while all(p.poll() is None for p in procs):
-            time.sleep(1)
+        while True:
+            time.sleep(2.0)
+            for i, p in enumerate(procs):
+                if p.poll() is not None:
+                    log.warning("worker for %s exited (%s); starting a new one", queues[i], p.returncode)
+                    procs[i] = start_workers([queues[i]], overrides)[0]
     except KeyboardInterrupt:
         pass
     finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from anyio import to_thread
@@ -40,7 +41,8 @@ async def check_audio(services, path: Path, filename: str) -> float:
         raise ApiError(422, "format", f"file {filename[:100]!r}")
     low, high = services.prepare_limits
     with named_as(path, filename):
-        probe = await to_thread.run_sync(probe_audio, path, services.settings.audio.limits(low, high))
+        limits = replace(services.settings.audio, min_seconds=low, max_seconds=high)
+        probe = await to_thread.run_sync(probe_audio, path, limits)
     return probe.seconds
 
 

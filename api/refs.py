@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import msgspec
@@ -9,6 +10,7 @@ import msgspec
 from api.schemas import RefOut
 from mockvox.atomic import write_text
 from mockvox.audio.io import AudioError, load_audio, resample, write_wav
+from mockvox.audio.probe import AudioLimits
 from mockvox.data.ids import new_file_id, validate_file_id
 
 REF_SECONDS = (3.0, 10.0)
@@ -24,20 +26,19 @@ class RefStore:
         validate_file_id(ref_id)
         return self.root / f"{ref_id}.wav", self.root / f"{ref_id}.json"
 
-    def add(self, upload: Path, filename: str, text: str | None, language: str | None, rules=None) -> RefOut:
+    def add(self, upload: Path, filename: str, text: str | None, language: str | None,
+            header: AudioLimits | None = None, max_rate: int = 48000) -> RefOut:  # fmt: skip
         """Check and keep a reference (``AudioError`` for undecodable audio or a duration outside 3-10 s).
 
-        ``rules`` (:class:`~api.settings.AudioRules`): what its header may declare; it is probed before anything is
-        decoded, decoded in bounded blocks, and kept at ``rules.ref_rate`` at most.
+        ``header``: what its header may declare (probed before anything is decoded, then decoded in bounded blocks);
+        it is kept at ``max_rate`` at most.
         """
         import time
 
-        from api.settings import AudioRules
-
-        rules = rules or AudioRules()
-        audio, sr = load_audio(upload, limits=rules.limits(0.0, REF_SECONDS[1] + 0.5))  # the range is checked below
-        if sr > rules.ref_rate:
-            audio, sr = resample(audio, sr, rules.ref_rate), rules.ref_rate
+        limits = replace(header or AudioLimits(), min_seconds=0.0, max_seconds=REF_SECONDS[1] + 0.5)
+        audio, sr = load_audio(upload, limits=limits)  # the range is checked below, with its own message
+        if sr > max_rate:
+            audio, sr = resample(audio, sr, max_rate), max_rate
         seconds = len(audio) / sr
         if not REF_SECONDS[0] <= seconds <= REF_SECONDS[1]:
             raise AudioError(f"reference audio is {seconds:.2f} s long; accepted: 3-10 s")

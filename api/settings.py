@@ -11,6 +11,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from api.overrides import Allowed, allow_list
+from mockvox.audio.probe import AudioLimits
 from mockvox.config import compose, finalize_paths, is_override
 
 INFER_KEYS = {"device", "precision", "cache", "logger"}  # conf/infer.yaml keys a serve override may set
@@ -24,28 +25,11 @@ class Limits:
     stream_concurrency: int = 2
     lock_wait_s: float = 2.0
     refs_per_key: int = 200
+    ref_rate: int = 48000  # references are kept at this rate at most
 
     @property
     def upload_bytes(self) -> int:
         return int(self.upload_mb * 2**20)
-
-
-@dataclass(frozen=True)
-class AudioRules:
-    """What an uploaded recording's header may declare (``conf/api.yaml: audio``)."""
-
-    max_channels: int = 2
-    min_rate: int = 8000
-    max_rate: int = 192000
-    max_ratio: float = 256.0
-    ref_rate: int = 48000
-
-    def limits(self, min_seconds: float, max_seconds: float):
-        """The library's :class:`~mockvox.audio.probe.AudioLimits` for a duration range."""
-        from mockvox.audio.probe import AudioLimits
-
-        return AudioLimits(max_channels=self.max_channels, min_rate=self.min_rate, max_rate=self.max_rate,
-                           min_seconds=min_seconds, max_seconds=max_seconds, max_ratio=self.max_ratio)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -74,7 +58,7 @@ class Settings:
     queues: tuple[str, ...] = ("prepare", "train", "infer")
     language: str = "zh"
     limits: Limits = field(default_factory=Limits)
-    audio: AudioRules = field(default_factory=AudioRules)
+    audio: AudioLimits = field(default_factory=AudioLimits)  # what an upload's header may declare (durations per route)
     outputs_hours: float = 24
     heartbeat_s: float = 10
     lost_after_s: float = 90
@@ -190,7 +174,7 @@ def settings_from_config(cfg: DictConfig, train: list[str] = (), infer: list[str
         queues=_csv(c["queues"]),
         language=str(c["language"]),
         limits=Limits(**c["limits"]),
-        audio=AudioRules(**(c.get("audio") or {})),
+        audio=AudioLimits(**(c.get("audio") or {})),
         outputs_hours=float(c["outputs_hours"]),
         heartbeat_s=float(c["heartbeat_s"]),
         lost_after_s=float(c["lost_after_s"]),

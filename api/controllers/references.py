@@ -38,7 +38,7 @@ class ReferenceController(Controller):
             await to_thread.run_sync(access.ref_quota)
             with named_as(body.files["file"], name):
                 info = await to_thread.run_sync(services.refs.add, body.files["file"], name, form.text, form.language,
-                                                settings.audio)  # fmt: skip
+                                                settings.audio, settings.limits.ref_rate)  # fmt: skip
             await to_thread.run_sync(access.own, "ref", info.file_id)
         finally:
             body.discard()
