@@ -227,3 +227,23 @@ def delete_voice(state, model_id: str, keep_checkpoints: bool = False) -> None:
             raise
     state.voices.forget(model_id)
     shutil.rmtree(state.voices.source.cache_dir / model_id, ignore_errors=True)
+
+
+def check_page_token(token: str | None) -> str | None:
+    """A token as /models hands out (MLflow's: base64 of a JSON object with an offset), else 422 naming it; MLflow
+    itself lets a malformed one through as a 500."""
+    import base64
+    import binascii
+    import json
+
+    if not token:
+        return None
+    try:
+        data = json.loads(base64.b64decode(token.encode("ascii"), validate=True))
+    except (ValueError, RecursionError, binascii.Error):
+        data = None
+    shaped = isinstance(data, dict) and isinstance(data.get("experiment_ids"), list)
+    offset = data.get("offset", 0) if shaped else None
+    if type(offset) is not int or not 0 <= offset < 2**31:
+        raise ApiError(422, "invalid", "page_token is not a token /models gave", name="page_token")
+    return token

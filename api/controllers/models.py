@@ -11,32 +11,12 @@ from api.controllers import MODEL_REF, options_for, path_value
 from api.errors import ApiError, message
 from api.errors import language as lang_of
 from api.schemas import Deleted, ModelOut, ModelPage, error_responses
-from api.services import delete_voice
+from api.services import check_page_token, delete_voice
 from api.state import Services
 
 
 def _out(info: dict) -> ModelOut:
     return ModelOut(**{k: info.get(k) for k in ModelOut.__struct_fields__ if k in info})
-
-
-def check_page_token(token: str | None) -> str | None:
-    """A token as /models hands out (MLflow's: base64 of a JSON object with an offset), else 422 naming it; MLflow
-    itself lets a malformed one through as a 500."""
-    import base64
-    import binascii
-    import json
-
-    if not token:
-        return None
-    try:
-        data = json.loads(base64.b64decode(token.encode("ascii"), validate=True))
-    except (ValueError, RecursionError, binascii.Error):
-        data = None
-    shaped = isinstance(data, dict) and isinstance(data.get("experiment_ids"), list)
-    offset = data.get("offset", 0) if shaped else None
-    if type(offset) is not int or not 0 <= offset < 2**31:
-        raise ApiError(422, "invalid", "page_token is not a token /models gave", name="page_token")
-    return token
 
 
 KEEP_CHECKPOINTS = Parameter(default=False, description="keep the training checkpoints (they can rebuild the voice)")
