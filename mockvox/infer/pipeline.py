@@ -91,13 +91,19 @@ class SynthesisParams:
 
 
 def _out_of(value: float, bounds: dict) -> str | None:
-    """Why ``value`` is outside ``bounds`` (None when inside)."""
-    checks = {"ge": (lambda v, b: v >= b, ">="), "gt": (lambda v, b: v > b, ">"), "le": (lambda v, b: v <= b, "<=")}
-    for key, bound in bounds.items():
-        ok, sign = checks[key]
-        if not ok(value, bound):
-            return f"must be {sign} {bound:g}"
-    return None
+    """Why ``value`` is outside ``bounds`` (None when inside): ``must be in [lo, hi]`` or ``must be >= lo``."""
+    low = bounds.get("ge", bounds.get("gt"))
+    high = bounds.get("le")
+    inside = (low is None or (value >= low if "ge" in bounds else value > low)) and (high is None or value <= high)
+    if inside:
+        return None
+    if low is not None and high is not None:
+        return f"must be in {'[' if 'ge' in bounds else '('}{_num(low)}, {_num(high)}]"
+    return f"must be {'>=' if 'ge' in bounds else '>'} {_num(low)}" if low is not None else f"must be <= {_num(high)}"
+
+
+def _num(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
 @dataclass
