@@ -4,8 +4,11 @@ inference -> output -> streamInference -> resume -> model info / list / delete."
 from __future__ import annotations
 
 import io
+import json
 import struct
+import time
 
+import httpx
 import numpy as np
 import soundfile as sf
 
@@ -124,3 +127,34 @@ def test_a_training_through_the_api_ends_with_its_evaluation(walkthrough, client
     assert 0.0 <= summary["eval/wer"] and summary["eval/ceiling/wer"] < 0.5 and -1 <= summary["eval/speaker_sim"] <= 1
     metrics = client.get(f"/model/{result['model_id']}").json()["metrics"]
     assert metrics["eval/wer"] == summary["eval/wer"] and "eval/ceiling/dnsmos" in metrics
+
+
+def test_a_slow_client_holds_no_dataset(walkthrough, client, server) -> None:
+    """A body that trickles in for seconds holds nothing: the dataset is locked only once a request is read whole."""
+    import threading
+
+    file_id = walkthrough["file_id"]
+    key = client.get(f"/datasets/{file_id}").json()["results"][0]["key"]
+    body = json.dumps({"file_id": file_id, "results": [{"key": key, "text": "Slowly sent text."}]}).encode()
+
+    def trickle():
+        for i in range(0, len(body), 16):
+            yield body[i : i + 16]
+            time.sleep(4.0 / (len(body) / 16))
+
+    slow: dict = {}
+    headers = {"Content-Type": "application/json"}
+
+    def send() -> None:
+        slow["r"] = httpx.post(f"{server.url}/revision", content=trickle(), headers=headers, timeout=60)
+
+    sender = threading.Thread(target=send)
+    sender.start()
+    time.sleep(1.0)
+    started = time.monotonic()
+    fast = client.post("/revision", json={"file_id": file_id, "results": [{"key": key, "text": "Sent at once."}]})
+    took, still_sending = time.monotonic() - started, "r" not in slow
+    sender.join()
+    assert fast.status_code == 200 and slow["r"].status_code == 200, (fast.text, slow["r"].text)
+    assert still_sending, "the slow request ended before the other was answered: nothing was shown"
+    assert took < 3.0, f"a trickling request held the dataset ({took:.1f} s)"
