@@ -36,7 +36,10 @@ CONTROLLERS = [DatasetController, TrainingController, ReferenceController, Synth
 
 
 async def _sweep_outputs(services) -> None:
-    """Delete synthesised WAVs older than ``outputs_hours`` (then /output answers 410) and expired task results."""
+    """Delete synthesised WAVs older than ``outputs_hours`` (then /output answers 410), expired task results and
+    spooled uploads nothing will consume."""
+    from api.services import sweep_spool
+
     settings = services.settings
     while True:
         cutoff = time.time() - settings.outputs_hours * 3600
@@ -48,6 +51,10 @@ async def _sweep_outputs(services) -> None:
             await anyio.to_thread.run_sync(services.celery.backend.cleanup)
         except Exception as exc:
             log.debug("result cleanup: %s", exc)
+        try:
+            await anyio.to_thread.run_sync(sweep_spool, services)
+        except Exception as exc:
+            log.warning("spool cleanup failed: %s", exc)
         await asyncio.sleep(600)
 
 

@@ -116,6 +116,12 @@ class Records:
         with self.engine.begin() as conn:
             return conn.execute(query).rowcount == 1
 
+    def spools(self) -> set[str]:
+        """The spooled uploads unfinished tasks will still consume."""
+        query = sa.select(TASKS.c.spool).where(TASKS.c.finished.is_(None), TASKS.c.spool.is_not(None))
+        with self.engine.connect() as conn:
+            return set(conn.execute(query).scalars())
+
     def silent(self, before: float) -> list[Record]:
         """Unfinished tasks whose last heartbeat is older than ``before`` (their worker stopped answering)."""
         query = TASKS.select().where(TASKS.c.finished.is_(None), TASKS.c.heartbeat < before)

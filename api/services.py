@@ -8,6 +8,7 @@ import threading
 import time
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 
 import cachetools
 from anyio import to_thread
@@ -138,8 +139,6 @@ def _task_status(state, record: Record) -> TaskOut:
 
 def cancel_task(state, record: Record) -> TaskOut:
     """Cancel a task: a queued one never runs and its spooled upload goes now; a running one is told to stop."""
-    from pathlib import Path
-
     current = task_status(state, record)
     if current.status in FINISHED:
         return current
@@ -200,12 +199,28 @@ def sweep_lost(state) -> int:
                      state.celery)  # fmt: skip
         except Exception as exc:  # the verdict stands in the records; the backend may be away now
             log.warning("task %s: the loss not written to the backend: %s", record.id, exc)
+        if record.spool:  # its worker died holding it: nobody will consume it now
+            Path(record.spool).unlink(missing_ok=True)
         if record.run_id:
             try:
                 state.registry.end_runs(record.run_id, "KILLED")
             except Exception as exc:
                 log.warning("task %s: its runs not ended: %s", record.id, exc)
     return lost
+
+
+def sweep_spool(state, older_than_s: float = 3600) -> int:
+    """Remove spooled uploads no unfinished task will consume (left by a process that died between spooling and
+    queueing); returns how many."""
+    in_use, cutoff, removed = state.records.spools(), time.time() - older_than_s, 0
+    for path in state.settings.uploads_dir.glob("*.part"):
+        try:
+            if str(path) not in in_use and path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed += 1
+        except OSError:  # consumed meanwhile
+            pass
+    return removed
 
 
 def delete_voice(state, model_id: str, keep_checkpoints: bool = False) -> None:

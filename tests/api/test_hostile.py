@@ -331,3 +331,23 @@ def test_a_high_rate_reference_is_kept_at_the_reference_rate(app_client) -> None
     assert r.status_code == 200 and r.json()["sample_rate"] == 48000, r.text
     stored = app.state.services.refs.audio(r.json()["file_id"])
     assert stored.stat().st_size < 5.5 * 48000 * 2
+
+
+def test_spooled_uploads_nothing_will_consume_are_swept(app_client) -> None:
+    import os
+
+    from api.services import sweep_spool
+
+    app, client = app_client
+    services = app.state.services
+    r = client.post("/upload", files={"file": ("a.wav", _wav())}, data={"language": "en"}, headers=H3)
+    assert r.status_code == 200, r.text
+    queued = services.records.get(r.json()["task_id"]).spool
+    orphan = services.settings.uploads_dir / "orphan.part"  # an API process died between spooling and queueing
+    orphan.write_bytes(b"x" * 1000)
+    old = time.time() - 7200
+    for path in (orphan, queued):
+        os.utime(path, (old, old))
+    assert sweep_spool(services) == 1
+    assert not orphan.exists() and os.path.exists(queued)  # a queued task's upload stays however long it waits
+    client.delete(f"/tasks/{r.json()['task_id']}", headers=H3)
