@@ -12,6 +12,7 @@ from litestar.handlers.base import BaseRouteHandler
 
 from api.access import Caller, key_owner
 from api.errors import ApiError
+from api.state import settings_of
 
 CALLER = "mockvox_caller"
 
@@ -29,7 +30,7 @@ def _known(given: str, keys: tuple[str, ...]) -> bool:
 
 def require_key(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
     """Guard: with keys configured, a request must present one of them (401 otherwise); it names the caller."""
-    settings = connection.app.state.settings
+    settings = settings_of(connection)
     if not settings.keys_required:
         connection.scope[CALLER] = Caller("", admin=True)  # one local user
         return

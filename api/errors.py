@@ -113,7 +113,9 @@ def _body(status: int, code: str, text: str, detail: str | None) -> dict:
 
 def error_response(request: Request, status: int, code: str, detail: str | None = None,
                    headers: dict[str, str] | None = None, **params) -> Response:  # fmt: skip
-    settings = request.app.state.get("settings")
+    from api.state import settings_of
+
+    settings = settings_of(request)
     lang = language(request, settings.language if settings is not None else "zh")
     headers = {**(headers or {}), **({"WWW-Authenticate": "Bearer"} if status == 401 else {})}
     return Response(_body(status, code, message(code, lang, **params), detail), status_code=status,
@@ -149,7 +151,10 @@ def handle_http(request: Request, exc: HTTPException) -> Response:
         return error_response(request, 405, "method", f"allowed: {allow}" if allow else None,
                               headers={"Allow": allow} if allow else None, method=request.method)  # fmt: skip
     code = {413: "too_large", 415: "media_type"}.get(exc.status_code, "bad_request")
-    limit_mb = round(request.app.state.settings.limits.upload_bytes / 2**20, 1) if exc.status_code == 413 else 0
+    from api.state import settings_of
+
+    settings = settings_of(request)
+    limit_mb = round(settings.limits.upload_bytes / 2**20, 1) if exc.status_code == 413 and settings else 0
     media = request.headers.get("content-type", "?")[:100]
     return error_response(request, exc.status_code, code, str(exc.detail), limit_mb=limit_mb, media=media)
 

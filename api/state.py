@@ -94,6 +94,6 @@ def provide_access(request: Request):
     return Access(caller_of(request), request.app.state.services)
 
 
-def settings_of(request: Request) -> Settings:
-    """The settings, for the parts that run before dependencies (guards, exception handlers)."""
-    return request.app.state.settings
+def settings_of(connection) -> Settings | None:
+    """The settings, for the parts that run outside dependency injection (the key guard, exception handlers)."""
+    return connection.app.state.get("settings")
