@@ -60,6 +60,7 @@ class Settings:
     limits: Limits = field(default_factory=Limits)
     audio: AudioLimits = field(default_factory=AudioLimits)  # what an upload's header may declare (durations per route)
     outputs_hours: float = 24
+    health_every_s: float = 1.0
     heartbeat_s: float = 10
     lost_after_s: float = 90
     time_limits: Mapping[str, tuple[float, float]] = field(default_factory=dict)  # queue: (soft, hard) seconds
@@ -176,6 +177,7 @@ def settings_from_config(cfg: DictConfig, train: list[str] = (), infer: list[str
         limits=Limits(**c["limits"]),
         audio=AudioLimits(**(c.get("audio") or {})),
         outputs_hours=float(c["outputs_hours"]),
+        health_every_s=float(c["health_every_s"]),
         heartbeat_s=float(c["heartbeat_s"]),
         lost_after_s=float(c["lost_after_s"]),
         time_limits={q: (float(v[0]), float(v[1])) for q, v in (c.get("time_limits") or {}).items()},

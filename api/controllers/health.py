@@ -19,7 +19,6 @@ from api.schemas import Health
 from api.state import Services
 
 log = logging.getLogger("api")
-HEALTH_EVERY_S = 1.0
 STARTING = Health("starting", False, False, False, None, 0, "")
 
 
@@ -51,15 +50,15 @@ def health_of(state) -> Health:
 
 
 async def watch_health(state) -> None:
-    """Keep ``state.health`` current: one round of checks a second, each in a thread (a hung check delays only the
-    next round)."""
+    """Keep ``state.health`` current: one round of checks every ``health_every_s``, in a thread (a hung check delays
+    only the next round)."""
     while True:
         started = time.monotonic()
         try:
             state.health = await to_thread.run_sync(health_of, state)
         except Exception as exc:  # a check that fails oddly is a degraded service, not a dead watcher
             log.warning("health checks failed: %s", exc)
-        await asyncio.sleep(max(0.05, HEALTH_EVERY_S - (time.monotonic() - started)))
+        await asyncio.sleep(max(0.05, state.settings.health_every_s - (time.monotonic() - started)))
 
 
 def _pids(pid_file) -> list[int]:
