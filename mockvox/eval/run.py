@@ -27,6 +27,7 @@ from omegaconf import DictConfig
 
 from mockvox.audio.io import load_audio, write_wav
 from mockvox.data.asr import AsrConfig, Transcriber, check_language
+from mockvox.infer.streaming import stream_mode
 from mockvox.eval.metrics import (
     CHARACTER_LANGUAGES,
     SpeakerEncoder,
@@ -78,24 +79,6 @@ def read_sentences(path: str | os.PathLike) -> list[str]:
 def load_sentences(language: str) -> list[str]:
     """The bundled evaluation sentences of a dataset language."""
     return read_sentences(SENTENCES_DIR / f"{check_language(language)}.txt")
-
-
-@contextmanager
-def _token_counts(synth: Synthesizer) -> Iterator[list[int]]:
-    """Collect the number of GPT tokens generated per fragment while the block synthesises."""
-    counts: list[int] = []
-    original = synth.semantic_tokens
-
-    def counted(*args, **kwargs):
-        tokens = original(*args, **kwargs)
-        counts.extend(int(t.numel()) for t in tokens)
-        return tokens
-
-    synth.semantic_tokens = counted  # an instance attribute shadowing the method, removed afterwards
-    try:
-        yield counts
-    finally:
-        del synth.semantic_tokens
 
 
 def _finite(value: float | None) -> float | None:
@@ -234,10 +217,13 @@ def _device(name: str) -> str:
     return ("cuda" if torch.cuda.is_available() else "cpu") if str(name) == "auto" else str(name)
 
 
-def _speak(synth: Synthesizer, line: Line, lang: str, params: SynthesisParams) -> tuple[int, np.ndarray, list[int]]:
-    with _token_counts(synth) as counts:
-        sr, audio = synth.speak(line.text, lang, params)
-    return sr, audio, list(counts)
+def _speak(synth: Synthesizer, line: Line, lang: str, params: SynthesisParams,
+           mode: str = "whole") -> tuple[int, np.ndarray, list[int]]:  # fmt: skip
+    """The line in the voice's default reference, through the stream of ``mode`` (``whole`` is read per fragment:
+    the same audio, with each fragment's token count)."""
+    chunks = list(synth.stream(None, None, None, line.text, lang, params, "fragment" if mode == "whole" else mode))
+    audio = np.concatenate([c.audio for c in chunks]) if chunks else np.zeros(0, dtype=np.float32)
+    return synth.sample_rate, audio, [c.tokens for c in chunks if c.final]
 
 
 def evaluate(ref: str, cfg: DictConfig, sentences: Sequence[str] | None = None, *,
@@ -269,6 +255,7 @@ def evaluate(ref: str, cfg: DictConfig, sentences: Sequence[str] | None = None, 
     lines = eval_lines(cfg, language, synth.voice.holdout, sentences)
     real = [line for line in lines if line.real is not None]
     params = SynthesisParams(seed=int(ev.seed), max_tokens=int(ev.max_tokens))
+    mode = stream_mode(ev.get("streaming_mode", "whole"))
     transcriber = transcriber or Transcriber(AsrConfig(**cfg.asr))
     encoder_name = type(encoder).__name__
     if encoder is None:
@@ -292,7 +279,7 @@ def evaluate(ref: str, cfg: DictConfig, sentences: Sequence[str] | None = None, 
 
     def read(speaker: Synthesizer, kind: str) -> None:
         for index, line in enumerate(lines):
-            sr, audio, tokens = _speak(speaker, line, reference.language, params)
+            sr, audio, tokens = _speak(speaker, line, reference.language, params, mode)
             add(kind, index, line, sr, audio, scorer.row(audio, sr, line.text, tokens, params.max_tokens,
                                                          params.fragment_interval))  # fmt: skip
 
@@ -316,7 +303,7 @@ def evaluate(ref: str, cfg: DictConfig, sentences: Sequence[str] | None = None, 
             summary.update(summarize(kept, metric, PREFIX[kind]))
     settings = {"sentences": sum(line.set == "sentences" for line in lines), "holdout": len(real),
                 "seed": params.seed, "max_tokens": params.max_tokens, "asr_model": transcriber.cfg.model,
-                "speaker_encoder": encoder_name, "language": language}  # fmt: skip
+                "speaker_encoder": encoder_name, "language": language, "streaming_mode": mode}  # fmt: skip
     title = f"{model_id} ({language})"
     chart = (lambda path: write_chart(rows, metric, path, title)) if ev.get("chart", True) else None
     logged = log_evaluation(source.registry, model_id, summary, rows, clips, settings, chart)

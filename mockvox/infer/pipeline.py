@@ -6,7 +6,9 @@ target (``cut1`` by default, MockVox's fixed choice), phones + BERT per fragment
 GPT, seeded sampling, then SoVITS decoding per fragment; fragments above full scale are normalised and followed by
 ``fragment_interval`` seconds of silence. Deviations: the silence uses the real output rate (upstream counts 32 kHz
 samples even at 48 kHz), speed is checked against 0.25-4, requests fail with :class:`SynthesisError` instead of
-yielding nothing, and fragments are decoded one by one (no concatenated v2 batch decode).
+yielding nothing, fragments are decoded one by one (no concatenated v2 batch decode), and the v2 prior noise is
+drawn per frame (:class:`~mockvox.infer.streaming.FrameNoise`) so that a streamed decode meets the whole one.
+:meth:`Synthesizer.stream` yields the audio in chunks as the GPT samples (:mod:`mockvox.infer.streaming`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
@@ -30,7 +33,18 @@ from mockvox.data.features import semantic_codes
 from mockvox.models.hubert import SAMPLE_RATE as HUBERT_RATE
 from mockvox.models.hubert import pad_prompt
 from mockvox.models.sovits_v4 import synthesize as synthesize_v4
-from mockvox.models.t2s_decode import SamplingConfig, generate
+from mockvox.infer.streaming import (
+    CHUNKED,
+    AudioChunk,
+    ChunkPolicy,
+    FrameNoise,
+    StreamConfig,
+    V2Chunks,
+    V4Chunks,
+    fragment_seed,
+    silence_similarity,
+)
+from mockvox.models.t2s_decode import SamplingConfig, decode_steps, generate
 from mockvox.text.bert import phones_and_bert
 from mockvox.text.modes import MODE_ALIASES, MODES, normalize_mode, segments_for_mode
 from mockvox.text.split import METHODS, SPLITS, split_text
@@ -116,7 +130,7 @@ class Prompt:
     phones: list[int]
     bert: torch.Tensor  # [1024, len(phones)]
     spec: torch.Tensor  # [1, 1025, Tr] reference linear spectrogram (32 kHz, 50 frames/s)
-    ge: torch.Tensor | None = None  # v4: [1, gin, 1] reference embedding
+    ge: torch.Tensor | None = None  # [1, gin, 1] reference embedding
     fea_ref: torch.Tensor | None = None  # v4: [1, cond, 4 P] CFM features of the prompt
     mel_ref: torch.Tensor | None = None  # v4: [1, 100, Tm] normalised reference mel (100 frames/s)
 
@@ -179,6 +193,7 @@ class _Rng:
     RNG for the ``randn`` draws inside SoVITS (prior noise, CFM start), restored around each use."""
 
     def __init__(self, seed: int, device: torch.device):
+        self.seed = seed
         self.gpt = torch.Generator(device=device).manual_seed(seed)
         self.devices = [device] if device.type == "cuda" else []
         with torch.random.fork_rng(devices=self.devices):
@@ -270,8 +285,8 @@ class Synthesizer:
         spec = spectrogram_torch(ref32, s.filter_length, s.sampling_rate, s.hop_length, s.win_length)  # [1, 1025, Tr]
         phones, bert = self.phones_and_bert(text, mode)
         prompt = Prompt(text, mode, codes.long(), phones, bert.to(v.device), spec)
+        prompt.ge = v.sovits.reference_embedding(spec.to(v.dtype))
         if v.version == "v4":
-            prompt.ge = v.sovits.reference_embedding(spec.to(v.dtype))
             fea, _ = v.sovits.decode_encp(codes.unsqueeze(0), self._phone_tensor(phones), None, ge=prompt.ge)
             prompt.fea_ref = fea.float()
             prompt.mel_ref = norm_spec(mel_v4(raw32))  # upstream: raw (not peak-limited) reference
@@ -285,29 +300,30 @@ class Synthesizer:
         self, prompt: Prompt, units: list[TextUnit], params: SynthesisParams, generator: torch.Generator | None = None
     ) -> list[torch.Tensor]:
         """GPT sampling for a batch of fragments: generated tokens ``[n_i]`` (without EOS) per unit."""
+        phones, berts = self._gpt_inputs(prompt, units)
+        prompts = prompt.codes.expand(len(units), -1)
+        return [r.tokens for r in generate(self.voice.gpt, phones, berts, prompts, _sampling(params), generator)]
+
+    def _gpt_inputs(self, prompt: Prompt, units: list[TextUnit]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         dev = self.voice.device
-        cfg = SamplingConfig(
-            top_k=params.top_k,
-            top_p=params.top_p,
-            temperature=params.temperature,
-            repetition_penalty=params.repetition_penalty,
-            max_steps=params.max_tokens,
-        )
         phones = [torch.tensor(prompt.phones + u.phones, dtype=torch.long, device=dev) for u in units]
         berts = [torch.cat([prompt.bert, u.bert.to(dev)], dim=1) for u in units]  # [1024, N_prompt + N_i]
-        prompts = prompt.codes.expand(len(units), -1)
-        return [r.tokens for r in generate(self.voice.gpt, phones, berts, prompts, cfg, generator)]
+        return phones, berts
 
     @torch.inference_mode()
-    def decode(self, prompt: Prompt, unit: TextUnit, tokens: torch.Tensor, params: SynthesisParams) -> np.ndarray:
-        """SoVITS waveform of one fragment (float32 at the voice's rate), before post-processing."""
+    def decode(
+        self, prompt: Prompt, unit: TextUnit, tokens: torch.Tensor, params: SynthesisParams, noise_seed: int = 0
+    ) -> np.ndarray:
+        """SoVITS waveform of one fragment (float32 at the voice's rate), before post-processing.
+
+        v2 draws its prior noise per frame from ``noise_seed`` (the draw :meth:`stream` makes for the fragment)."""
         v = self.voice
         if tokens.numel() == 0:
             return np.zeros(0, dtype=np.float32)
-        codes, phones = tokens.view(1, 1, -1), self._phone_tensor(unit.phones)  # [1, 1, T25], [1, N]
         if v.version == "v2":
-            wav = v.sovits.decode(codes, phones, [prompt.spec], params.noise_scale, params.speed)  # [1, 1, 1280 T25]
-            return wav[0, 0].float().cpu().numpy()
+            chunks = self._chunks(prompt, unit, params, StreamConfig("whole"), noise_seed, fixed_grid=False)
+            return chunks.push(tokens, tokens.numel(), final=True)  # [1280 T25]
+        codes, phones = tokens.view(1, 1, -1), self._phone_tensor(unit.phones)  # [1, 1, T25], [1, N]
         fea, _ = v.sovits.decode_encp(codes, phones, None, ge=prompt.ge, speed=params.speed)  # [1, cond, 4 T25]
         wav = synthesize_v4(v.sovits, v.vocoder, prompt.fea_ref, prompt.mel_ref, [fea.float()], params.sample_steps)
         return wav[0].float().cpu().numpy()  # [480 * frames]
@@ -344,7 +360,8 @@ class Synthesizer:
         prompt = self.prompt(ref_audio, prompt_text, prompt_lang)
         units = self.text_units(text, text_mode, params.split)
         seed = params.seed if params.seed is not None else secrets.randbits(63)
-        return self._run(prompt, units, params, _Rng(seed, self.voice.device), progress)
+        pieces = self._run(prompt, units, params, _Rng(seed, self.voice.device), progress)
+        return ((self.sample_rate, audio) for audio, _ in pieces)
 
     def _reference(self, ref_audio, prompt_text, prompt_lang) -> tuple[RefAudio, str, str]:
         if ref_audio is not None:
@@ -363,19 +380,148 @@ class Synthesizer:
         return self.synthesize(None, None, None, text, lang, params, progress)
 
     def _run(
-        self, prompt: Prompt, units: list[TextUnit], params: SynthesisParams, rng: _Rng, progress: Progress | None
-    ) -> Iterator[tuple[int, np.ndarray]]:
+        self,
+        prompt: Prompt,
+        units: list[TextUnit],
+        params: SynthesisParams,
+        rng: _Rng,
+        progress: Progress | None,
+        timings: dict[str, float] | None = None,
+    ) -> Iterator[tuple[np.ndarray, int]]:
+        """``(audio, tokens)`` per fragment (its trailing silence included, the GPT tokens it took)."""
         done = 0
         for start in range(0, len(units), params.batch_size):
             batch = units[start : start + params.batch_size]
+            began = time.perf_counter()
             tokens = self.semantic_tokens(prompt, batch, params, rng.gpt)
+            _add(timings, "gpt", time.perf_counter() - began)
             for unit, toks in zip(batch, tokens, strict=True):
+                began = time.perf_counter()
                 with rng.active():
-                    audio = self.decode(prompt, unit, toks, params)
+                    audio = self.decode(prompt, unit, toks, params, fragment_seed(rng.seed, done))
+                _add(timings, "decode", time.perf_counter() - began)
                 done += 1
                 if progress is not None:
                     progress(done, len(units))
-                yield self.sample_rate, self._finish(audio, params.fragment_interval)
+                yield self._finish(audio, params.fragment_interval), int(toks.numel())
+
+    # --- streaming ----------------------------------------------------------------------------------------------------
+    def stream(
+        self,
+        ref_audio: RefAudio | None,
+        prompt_text: str | None,
+        prompt_lang: str | None,
+        text: str,
+        text_lang: str,
+        params: SynthesisParams = SynthesisParams(),
+        stream: StreamConfig | str | int = "token",
+    ) -> Iterator[AudioChunk]:
+        """The text as :class:`~mockvox.infer.streaming.AudioChunk` s, each as soon as it is decoded.
+
+        ``stream`` is a :class:`StreamConfig` or a mode (``whole``, ``fragment``, ``token``, ``fixed``; upstream's
+        0-3). Like :meth:`fragments`, everything that can reject the request is checked before this returns. The
+        first chunk's ``timing`` says where its time went: ``text`` (frontend), ``prompt`` (reference, 0 when
+        cached), ``prefill``, ``tokens`` (sampling up to the first cut), ``decode`` (its SoVITS decode).
+        """
+        began = time.perf_counter()
+        try:
+            cfg = stream if isinstance(stream, StreamConfig) else StreamConfig(mode=stream)
+        except ValueError as err:
+            raise SynthesisError(str(err)) from None
+        params.check()
+        ref_audio, prompt_text, prompt_lang = self._reference(ref_audio, prompt_text, prompt_lang)
+        text_mode = _language(text_lang, "text language")
+        text = _nonempty(text, "text")
+        mark = time.perf_counter()
+        prompt = self.prompt(ref_audio, prompt_text, prompt_lang)
+        timing = {"prompt": time.perf_counter() - mark}
+        mark = time.perf_counter()
+        units = self.text_units(text, text_mode, params.split)
+        timing["text"] = time.perf_counter() - mark
+        seed = params.seed if params.seed is not None else secrets.randbits(63)
+        return self._stream(prompt, units, params, _Rng(seed, self.voice.device), cfg, timing, began)
+
+    def _stream(self, prompt: Prompt, units: list[TextUnit], params: SynthesisParams, rng: _Rng, cfg: StreamConfig,
+                timing: dict[str, float], began: float) -> Iterator[AudioChunk]:  # fmt: skip
+        offset, first = 0, True
+        if cfg.mode in CHUNKED:
+            pieces = (
+                (i, *piece) for i, unit in enumerate(units) for piece in self._stream_fragment(prompt, unit, params,
+                                                                                            rng, cfg, i, timing)
+            )  # fmt: skip
+        else:
+            frags = self._run(prompt, units, params, rng, None, timing)
+            if cfg.mode == "fragment":
+                pieces = ((i, audio, tokens, True) for i, (audio, tokens) in enumerate(frags))
+            else:
+                whole = list(frags)
+                pieces = iter([(len(units) - 1, np.concatenate([a for a, _ in whole]), sum(n for _, n in whole), True)])
+        for index, audio, tokens, final in pieces:
+            if not len(audio):
+                continue
+            chunk = AudioChunk(audio, self.sample_rate, offset, index, tokens, final, time.perf_counter() - began)
+            if first:
+                chunk.timing = {k: round(v, 4) for k, v in timing.items()}
+                first = False
+            offset += len(audio)
+            yield chunk
+
+    def _stream_fragment(self, prompt: Prompt, unit: TextUnit, params: SynthesisParams, rng: _Rng,
+                         cfg: StreamConfig, index: int, timing: dict[str, float]) -> Iterator[tuple]:  # fmt: skip
+        """``(audio, tokens, final)`` per chunk of one fragment, decoded while its tokens are sampled."""
+        phones, berts = self._gpt_inputs(prompt, [unit])
+        clock: dict[str, float] = {}
+        steps = decode_steps(self.voice.gpt, phones, berts, prompt.codes, _sampling(params), rng.gpt, timings=clock)
+        chunks = self._chunks(prompt, unit, params, cfg, fragment_seed(rng.seed, index), fixed_grid=True)
+        policy = ChunkPolicy(cfg, self._silence(cfg.mute_token) if cfg.mode == "token" else None)
+        tokens: list[int] = []
+        mark = time.perf_counter()
+        for step in steps:
+            if step.finished:
+                tokens = step.finished[0].tokens.tolist()
+                break
+            tokens.append(int(step.samples[0]))
+            cut = policy.cut(tokens)
+            if cut is None:
+                continue
+            if "tokens" not in timing:
+                timing["prefill"] = clock.get("prefill", 0.0)
+                timing["tokens"] = time.perf_counter() - mark - timing["prefill"]
+                timing["first_tokens"] = cut
+            audio = self._push(chunks, rng, tokens, cut, False, timing)
+            policy.done = cut
+            yield audio, cut, False
+        if "tokens" not in timing:
+            timing["prefill"] = clock.get("prefill", 0.0)
+            timing["tokens"] = time.perf_counter() - mark - timing["prefill"]
+            timing["first_tokens"] = len(tokens)
+        audio = self._push(chunks, rng, tokens, len(tokens), True, timing)
+        yield self._finish(audio, params.fragment_interval), len(tokens), True
+
+    def _push(self, chunks, rng: _Rng, tokens: list[int], cut: int, final: bool, timing: dict) -> np.ndarray:
+        mark = time.perf_counter()
+        ids = torch.tensor(tokens, dtype=torch.long, device=self.voice.device)
+        with rng.active():  # v4: the CFM's noise comes from the request's RNG
+            audio = chunks.push(ids, cut, final)
+        timing.setdefault("decode", time.perf_counter() - mark)
+        return audio
+
+    def _chunks(self, prompt: Prompt, unit: TextUnit, params: SynthesisParams, cfg: StreamConfig, seed: int,
+                fixed_grid: bool) -> V2Chunks | V4Chunks:  # fmt: skip
+        v, phones = self.voice, self._phone_tensor(unit.phones)
+        if v.version == "v2":
+            noise = FrameNoise(seed, v.sovits.inter_channels)
+            return V2Chunks(v.sovits, prompt.ge, phones, params.noise_scale, params.speed, noise, cfg, fixed_grid)
+        return V4Chunks(v.sovits, v.vocoder, prompt.ge, prompt.fea_ref, prompt.mel_ref, phones, params.speed,
+                        params.sample_steps, cfg, fixed_grid)  # fmt: skip
+
+    def _silence(self, mute_token: int) -> torch.Tensor:
+        with self._lock:
+            cached = getattr(self, "_silence_cache", None)
+            if cached is None or cached[0] != mute_token:
+                emb = self.voice.gpt.ar_audio_embedding.word_embeddings.weight
+                cached = self._silence_cache = (mute_token, silence_similarity(emb, mute_token))
+        return cached[1]
 
     def synthesize(
         self,
@@ -395,3 +541,18 @@ class Synthesizer:
         parts = [audio for _, audio in self.fragments(ref_audio, prompt_text, prompt_lang, text, text_lang, params,
                                                        progress)]  # fmt: skip
         return self.sample_rate, np.concatenate(parts)
+
+
+def _sampling(params: SynthesisParams) -> SamplingConfig:
+    return SamplingConfig(
+        top_k=params.top_k,
+        top_p=params.top_p,
+        temperature=params.temperature,
+        repetition_penalty=params.repetition_penalty,
+        max_steps=params.max_tokens,
+    )
+
+
+def _add(timings: dict[str, float] | None, key: str, seconds: float) -> None:
+    if timings is not None:
+        timings[key] = timings.get(key, 0.0) + seconds

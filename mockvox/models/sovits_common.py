@@ -123,13 +123,13 @@ class SoVITSBase(nn.Module):
         return F.interpolate(quantized, size=quantized.shape[-1] * 2, mode="nearest"), commit_loss
 
     def encode_codes(
-        self, codes: Tensor, text: Tensor, ge: Tensor, speed: float = 1.0
+        self, codes: Tensor, text: Tensor, ge: Tensor, speed: float = 1.0, fixed_grid: bool = False
     ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """Synthesis path: codes ``[n_q, B, T25]`` + phones ``[B, N]`` -> ``enc_p`` outputs (x, m_p, logs_p, mask)
-        over ``2 T25`` frames at speed 1, else ``int(2 T25 / speed) + 1``."""
+        over ``2 T25`` frames at speed 1, else ``int(2 T25 / speed) + 1`` (``fixed_grid``: see ``TextEncoder``)."""
         b = text.size(0)
         y_lengths = torch.full((b,), codes.size(2) * 2, dtype=torch.long, device=codes.device)
         text_lengths = torch.full((b,), text.size(-1), dtype=torch.long, device=text.device)
         quantized = self.quantizer.decode(codes).to(ge.dtype)  # [B, ssl_dim, T25]
         quantized = F.interpolate(quantized, size=quantized.shape[-1] * 2, mode="nearest")
-        return self.enc_p(quantized, y_lengths, text, text_lengths, ge, speed)
+        return self.enc_p(quantized, y_lengths, text, text_lengths, ge, speed, fixed_grid)

@@ -173,10 +173,19 @@ class SynthesizerTrn(SoVITSBase):
 
         ``T = 2 * T25`` at speed 1, else ``int(2 * T25 / speed) + 1``. The waveform is float32 whatever the precision.
         """
-        refs = refer if isinstance(refer, list | tuple) else [refer]
-        dtype = self.ssl_proj.weight.dtype  # model precision (bfloat16 after .to(torch.bfloat16))
-        ge = torch.stack([self.reference_embedding(r.to(dtype)) for r in refs], 0).mean(0)
+        ge = self.style(refer)
         _, m_p, logs_p, y_mask = self.encode_codes(codes, text, ge, speed)
         z_p = m_p + torch.randn_like(m_p) * torch.exp(logs_p) * noise_scale
+        return self.decode_latent(z_p, y_mask, ge)
+
+    def style(self, refer: torch.Tensor | list[torch.Tensor]) -> torch.Tensor:
+        """``ge [B, gin, 1]`` of one reference spectrogram or the mean over several (official ``decode``)."""
+        refs = refer if isinstance(refer, list | tuple) else [refer]
+        dtype = self.ssl_proj.weight.dtype  # model precision (bfloat16 after .to(torch.bfloat16))
+        return torch.stack([self.reference_embedding(r.to(dtype)) for r in refs], 0).mean(0)
+
+    @torch.no_grad()
+    def decode_latent(self, z_p: torch.Tensor, y_mask: torch.Tensor, ge: torch.Tensor) -> torch.Tensor:
+        """Prior sample ``z_p [B, inter, T]`` -> reversed flow -> HiFi-GAN waveform ``[B, 1, T * hop]`` (float32)."""
         z = self.flow(z_p, y_mask, g=ge, reverse=True)
         return self.dec(z * y_mask, g=ge).float()

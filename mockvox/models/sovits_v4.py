@@ -108,7 +108,13 @@ class SynthesizerTrnV3(SoVITSBase):
 
     @torch.no_grad()
     def decode_encp(
-        self, codes: Tensor, text: Tensor, refer: Tensor | None, ge: Tensor | None = None, speed: float = 1.0
+        self,
+        codes: Tensor,
+        text: Tensor,
+        refer: Tensor | None,
+        ge: Tensor | None = None,
+        speed: float = 1.0,
+        fixed_grid: bool = False,
     ) -> tuple[Tensor, Tensor]:
         """Conditioning features for the CFM.
 
@@ -125,7 +131,7 @@ class SynthesizerTrnV3(SoVITSBase):
         t25 = codes.size(2)
         n_out = 4 * t25 if speed == 1 else int(4 * t25 / speed) + 1
         out_lengths = torch.full((text.size(0),), n_out, dtype=torch.long, device=codes.device)
-        x, _, _, _ = self.encode_codes(codes, text, ge, speed)
+        x, _, _, _ = self.encode_codes(codes, text, ge, speed, fixed_grid)
         return self._features(x, out_lengths, ge), ge
 
     def forward(

@@ -9,6 +9,8 @@ or the argmax of the penalised logits is EOS, after ``early_stop_num`` tokens, o
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import torch
@@ -97,7 +99,72 @@ def _prefill(model: Text2Semantic, phones, berts, prompts: torch.Tensor | None):
     return model.h(xy, bias, cache), cache, y, key_valid  # an additive mask runs ~2x faster in CPU SDPA
 
 
-@torch.inference_mode()
+@dataclass
+class Step:
+    """One decoding step of :func:`decode_steps`: the token drawn for each live row, and the rows that ended."""
+
+    index: int
+    rows: list[int]  # original index of each row that took part in this step
+    samples: torch.Tensor  # [len(rows)] drawn tokens (EOS included where a row stopped on it)
+    finished: dict[int, Generated]  # original index -> result, for the rows that ended at this step
+
+
+def decode_steps(
+    model: Text2Semantic,
+    phones: list[torch.Tensor],
+    berts: list[torch.Tensor],
+    prompts: torch.Tensor | None,
+    cfg: SamplingConfig = SamplingConfig(),
+    generator: torch.Generator | None = None,
+    keep_logits: int = 0,
+    timings: dict[str, float] | None = None,
+) -> Iterator[Step]:
+    """The KV-cache decoding loop as a generator: one :class:`Step` per sampled position, as soon as it is drawn.
+
+    Prefill happens on the first ``next()`` (its seconds go to ``timings["prefill"]`` when given); the caller may
+    stop iterating at any step (the cache goes with the generator). :func:`generate` collects the whole run;
+    streaming reads the tokens as they come.
+    """
+    start = time.perf_counter()
+    with torch.inference_mode():
+        h, cache, y, key_valid = _prefill(model, phones, berts, prompts)
+    if timings is not None:
+        timings["prefill"] = time.perf_counter() - start
+    p, pe = y.shape[1], model.ar_audio_position
+    rows = list(range(len(phones)))  # original index of each live row
+    raw_logits: list[list[torch.Tensor]] = [[] for _ in rows]
+    for step in range(cfg.max_steps):
+        with torch.inference_mode():
+            logits = model.ar_predict_layer(h[:, -1]).float()  # [b, V]
+            for r, i in enumerate(rows if step < keep_logits else []):
+                raw_logits[i].append(logits[r : r + 1].clone())
+            samples, penalised = sample_next(logits[:, :-1] if step < cfg.min_steps else logits, y, cfg, generator)
+            y = torch.cat([y, samples], dim=1)
+            eos = (samples[:, 0] == model.eos) | (penalised.argmax(-1) == model.eos)
+            cap = (cfg.early_stop_num != -1 and y.shape[1] - p > cfg.early_stop_num) or step == cfg.max_steps - 1
+            done = torch.ones_like(eos) if cap else eos
+            finished: dict[int, Generated] = {}
+            live = rows
+            if bool(done.any()):
+                for r in done.nonzero()[:, 0].tolist():
+                    finished[rows[r]] = Generated(y[r, p:].clone(), bool(eos[r]), step, raw_logits[rows[r]])
+                keep = (~done).nonzero()[:, 0]
+                if keep.numel():
+                    rows, y = [rows[r] for r in keep.tolist()], y.index_select(0, keep)
+                    cache.select(keep)
+                    key_valid = None if key_valid is None else key_valid.index_select(0, keep)
+                else:
+                    rows = []
+        yield Step(step, live, samples[:, 0], finished)
+        if not rows:
+            return
+        with torch.inference_mode():
+            xin = model.ar_audio_embedding(y[:, -1:]) + pe.alpha * pe.table(p + step + 1)[p + step]
+            if key_valid is not None:  # padded texts: keep their left padding out of reach
+                key_valid = torch.cat([key_valid, key_valid.new_ones(key_valid.shape[0], 1)], dim=1)
+            h = model.h(xin, None if key_valid is None else key_valid[:, None, None, :], cache)
+
+
 def generate(
     model: Text2Semantic,
     phones: list[torch.Tensor],
@@ -107,7 +174,7 @@ def generate(
     generator: torch.Generator | None = None,
     keep_logits: int = 0,
 ) -> list[Generated]:
-    """Decode semantic tokens for B texts sharing one prompt length.
+    """Decode semantic tokens for B texts sharing one prompt length (the whole run of :func:`decode_steps`).
 
     Args:
         phones: B phone-id tensors [N_i] (prompt phones ++ target phones).
@@ -115,33 +182,10 @@ def generate(
         prompts: [B, P] prompt semantic tokens, or None (reference-free).
         keep_logits: store the raw logits of the first ``keep_logits`` steps in each result.
     """
-    h, cache, y, key_valid = _prefill(model, phones, berts, prompts)
-    p, pe = y.shape[1], model.ar_audio_position
-    rows = list(range(len(phones)))  # original index of each live row
     results: list[Generated | None] = [None] * len(phones)
-    raw_logits: list[list[torch.Tensor]] = [[] for _ in rows]
-    for step in range(cfg.max_steps):
-        logits = model.ar_predict_layer(h[:, -1]).float()  # [b, V]
-        for r, i in enumerate(rows if step < keep_logits else []):
-            raw_logits[i].append(logits[r : r + 1].clone())
-        samples, penalised = sample_next(logits[:, :-1] if step < cfg.min_steps else logits, y, cfg, generator)
-        y = torch.cat([y, samples], dim=1)
-        eos = (samples[:, 0] == model.eos) | (penalised.argmax(-1) == model.eos)
-        cap = (cfg.early_stop_num != -1 and y.shape[1] - p > cfg.early_stop_num) or step == cfg.max_steps - 1
-        done = torch.ones_like(eos) if cap else eos
-        if bool(done.any()):
-            for r in done.nonzero()[:, 0].tolist():
-                results[rows[r]] = Generated(y[r, p:].clone(), bool(eos[r]), step, raw_logits[rows[r]])
-            keep = (~done).nonzero()[:, 0]
-            if keep.numel() == 0:
-                break
-            rows, y = [rows[r] for r in keep.tolist()], y.index_select(0, keep)
-            cache.select(keep)
-            key_valid = None if key_valid is None else key_valid.index_select(0, keep)
-        xin = model.ar_audio_embedding(y[:, -1:]) + pe.alpha * pe.table(p + step + 1)[p + step]
-        if key_valid is not None:  # padded texts: keep their left padding out of reach
-            key_valid = torch.cat([key_valid, key_valid.new_ones(key_valid.shape[0], 1)], dim=1)
-        h = model.h(xin, None if key_valid is None else key_valid[:, None, None, :], cache)
+    for step in decode_steps(model, phones, berts, prompts, cfg, generator, keep_logits):
+        for i, res in step.finished.items():
+            results[i] = res
     return results
 
 

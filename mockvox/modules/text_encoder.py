@@ -51,11 +51,14 @@ class TextEncoder(nn.Module):
         text_lengths: torch.Tensor,
         ge: torch.Tensor | None,
         speed: float = 1.0,
+        fixed_grid: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """SSL frames ``y [B, ssl_dim, T]``, phone ids ``text [B, N]``, style ``ge [B, mrte_hidden, 1]``.
 
         Returns (hidden ``[B, H, T']``, m_p ``[B, out, T']``, logs_p ``[B, out, T']``, mask ``[B, 1, T']``) with
-        ``T' = T`` at speed 1, else ``int(T / speed) + 1`` (linear time interpolation).
+        ``T' = T`` at speed 1, else ``int(T / speed) + 1`` (linear time interpolation). The official interpolation
+        spaces the output frames ``T / T'`` apart; ``fixed_grid`` spaces them exactly ``speed`` apart, so that the
+        frames of a prefix of ``y`` are those of the whole (streaming decodes prefixes).
         """
         y_mask = sequence_mask(y_lengths, y.size(2)).unsqueeze(1).to(y.dtype)
         y = self.ssl_proj(y * y_mask) * y_mask
@@ -66,8 +69,20 @@ class TextEncoder(nn.Module):
         y = self.mrte(y, y_mask, text, text_mask, ge)
         y = self.encoder2(y * y_mask, y_mask)
         if speed != 1:
-            y = F.interpolate(y, size=int(y.shape[-1] / speed) + 1, mode="linear")
+            size = int(y.shape[-1] / speed) + 1
+            y = fixed_grid_interpolate(y, speed, size) if fixed_grid else F.interpolate(y, size=size, mode="linear")
             y_mask = F.interpolate(y_mask, size=y.shape[-1], mode="nearest")
         stats = self.proj(y) * y_mask
         m, logs = torch.split(stats, self.out_channels, dim=1)
         return y, m, logs, y_mask
+
+
+def fixed_grid_interpolate(y: torch.Tensor, step: float, size: int) -> torch.Tensor:
+    """Linear interpolation of ``y [B, C, T]`` at positions ``(j + 0.5) step - 0.5`` (clamped to the frames),
+    ``j < size``: ``F.interpolate``'s sampling with a fixed step instead of ``T / size``."""
+    t = y.shape[-1]
+    pos = ((torch.arange(size, device=y.device, dtype=torch.float64) + 0.5) * step - 0.5).clamp(0, t - 1)
+    lo = pos.floor().long()
+    hi = (lo + 1).clamp(max=t - 1)
+    w = (pos - lo).to(y.dtype)
+    return y[..., lo] * (1 - w) + y[..., hi] * w
