@@ -16,8 +16,7 @@ import math
 import os
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +26,6 @@ from omegaconf import DictConfig
 
 from mockvox.audio.io import load_audio, write_wav
 from mockvox.data.asr import AsrConfig, Transcriber, check_language
-from mockvox.infer.streaming import stream_mode
 from mockvox.eval.metrics import (
     CHARACTER_LANGUAGES,
     SpeakerEncoder,
@@ -41,6 +39,7 @@ from mockvox.eval.metrics import (
 )
 from mockvox.infer.pipeline import SynthesisParams, Synthesizer
 from mockvox.infer.registry import Registry, registered_versions
+from mockvox.infer.streaming import stream_mode
 from mockvox.infer.voices import PARTS, VoiceSource, open_voice
 from mockvox.voice import Reference
 

@@ -30,9 +30,6 @@ from mockvox.audio.io import AudioError, load_audio, resample
 from mockvox.audio.mel_v4 import mel_v4, norm_spec
 from mockvox.audio.spectral import spectrogram_torch
 from mockvox.data.features import semantic_codes
-from mockvox.models.hubert import SAMPLE_RATE as HUBERT_RATE
-from mockvox.models.hubert import pad_prompt
-from mockvox.models.sovits_v4 import synthesize as synthesize_v4
 from mockvox.infer.streaming import (
     CHUNKED,
     AudioChunk,
@@ -44,6 +41,9 @@ from mockvox.infer.streaming import (
     fragment_seed,
     silence_similarity,
 )
+from mockvox.models.hubert import SAMPLE_RATE as HUBERT_RATE
+from mockvox.models.hubert import pad_prompt
+from mockvox.models.sovits_v4 import synthesize as synthesize_v4
 from mockvox.models.t2s_decode import SamplingConfig, decode_steps, generate
 from mockvox.text.bert import phones_and_bert
 from mockvox.text.modes import MODE_ALIASES, MODES, normalize_mode, segments_for_mode
