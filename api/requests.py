@@ -20,6 +20,7 @@ from mockvox.data.asr import DATASET_LANGUAGES
 from mockvox.data.ids import FILE_ID_RE
 from mockvox.infer.pipeline import LANGUAGES as SYNTH_LANGUAGES
 from mockvox.infer.pipeline import SynthesisParams
+from mockvox.infer.streaming import MODES as STREAM_MODES
 
 Language = Literal[DATASET_LANGUAGES]  # type: ignore[valid-type]  (the library's tuples, written once)
 SynthLanguage = Literal[SYNTH_LANGUAGES]  # type: ignore[valid-type]
@@ -101,7 +102,7 @@ def _synthesis_fields() -> list[tuple[str, Any, Any]]:
 SynthesisFields = msgspec.defstruct("SynthesisFields", _synthesis_fields(), **Base)
 
 
-class StreamQuery(SynthesisFields, **Base):
+class SynthesisRequest(SynthesisFields, **Base):
     model_id: ModelRef
     target_text: Text
     ref_audio_file_id: Annotated[FileId, Meta(description="from /uploadRef; absent: the voice's own")] | None = None
@@ -110,7 +111,21 @@ class StreamQuery(SynthesisFields, **Base):
     target_language: SynthLanguage = "zh"
 
 
-class InferenceBody(StreamQuery, **Base):
+StreamMode = Literal[STREAM_MODES + ("0", "1", "2", "3", "true", "false")]  # type: ignore[valid-type]
+
+
+FirstChunk = Annotated[int, Meta(ge=1, le=200, description="GPT tokens before the first chunk")]
+ChunkLength = Annotated[int, Meta(ge=2, le=400, description="tokens per chunk (fixed) / before a cut (token)")]
+ModeChoice = Annotated[StreamMode, Meta(description="whole | fragment | token | fixed (upstream's 0-3); absent: token")]
+
+
+class StreamQuery(SynthesisRequest, **Base):
+    streaming_mode: ModeChoice | None = None
+    first_chunk_length: FirstChunk | None = None
+    min_chunk_length: ChunkLength | None = None
+
+
+class InferenceBody(SynthesisRequest, **Base):
     callback_url: CallbackUrl | None = None
 
 

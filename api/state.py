@@ -26,6 +26,7 @@ class Services:
     prepare_limits: tuple[float, float]  # seconds of a recording /upload and /add accept
     min_speech: float  # seconds of usable speech a training needs
     stream_slots: anyio.Semaphore
+    stream: Any = None  # mockvox.infer.streaming.StreamConfig: conf/infer.yaml's stream defaults
     embedded: Any = None  # the pid file of the workers `mockvox serve` runs (None: none)
     health: Any = None  # the latest round of health checks (api.controllers.health)
 
@@ -51,7 +52,7 @@ def build_services(settings: Settings, embedded=None) -> Services:
     """Everything a request needs, once per process."""
     from api.records import Records
     from api.refs import RefStore
-    from api.synthesis import infer_config, voice_cache
+    from api.synthesis import infer_config, stream_defaults, voice_cache
     from api.worker import app as celery
     from api.worker import configure
     from mockvox.config import compose
@@ -65,6 +66,7 @@ def build_services(settings: Settings, embedded=None) -> Services:
     prep, data_dir = prepare_settings(compose("prepare", [f"paths.data_dir={settings.data_dir}"]))
     store = DatasetStore(data_dir)
     train_cfg = compose_train([*settings.train_overrides, f"paths.data_dir={settings.data_dir}"])
+    infer_cfg = infer_config(settings)
     return Services(
         settings=settings,
         celery=configure(settings, celery),
@@ -72,11 +74,12 @@ def build_services(settings: Settings, embedded=None) -> Services:
         refs=RefStore(settings.refs_dir),
         store=store,
         pipeline=DatasetPipeline(store, prep),
-        registry=Tracker.from_config(infer_config(settings).logger),
+        registry=Tracker.from_config(infer_cfg.logger),
         voices=voice_cache(settings),
         prepare_limits=(prep.min_seconds, prep.max_seconds),
         min_speech=float(train_cfg.data.min_speech_seconds),
         stream_slots=anyio.Semaphore(settings.limits.stream_concurrency),
+        stream=stream_defaults(infer_cfg),
         embedded=embedded,
     )
 

@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import logging
-import struct
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import numpy as np
 from anyio import to_thread
 
 from api.errors import ApiError
 from api.settings import Settings
+from mockvox.audio.io import pcm16, wav_header
 
 log = logging.getLogger("api.stream")
-
-STREAM_UNKNOWN = 0xFFFFFFFF  # RIFF and data sizes of a stream of unknown length (libsndfile and ffmpeg read it all)
 
 
 def infer_config(settings: Settings):
@@ -57,22 +54,30 @@ def render(cache, settings: Settings, task_id: str, model_id: str, ref: dict | N
     return path, sr, round(len(audio) / sr, 3)
 
 
-def wav_header(sample_rate: int, data_size: int = STREAM_UNKNOWN) -> bytes:
-    """44-byte PCM16 mono header; sizes 0xFFFFFFFF when the length is not known (streaming)."""
-    riff = STREAM_UNKNOWN if data_size == STREAM_UNKNOWN else 36 + data_size
-    return (b"RIFF" + struct.pack("<I", riff) + b"WAVEfmt " + struct.pack("<IHHIIHH", 16, 1, 1, sample_rate,
-            sample_rate * 2, 2, 16) + b"data" + struct.pack("<I", data_size))  # fmt: skip
+def stream_defaults(cfg):
+    """The ``stream`` section of the infer config as a :class:`~mockvox.infer.streaming.StreamConfig`."""
+    from omegaconf import OmegaConf
+
+    from mockvox.infer.streaming import StreamConfig
+
+    return StreamConfig.from_mapping(OmegaConf.to_container(cfg.get("stream") or {}, resolve=True))
 
 
-def pcm16(audio: np.ndarray) -> bytes:
-    from mockvox.audio.io import to_int16
+def stream_config(defaults, query):
+    """The server's stream defaults with what the query chose (its mode, first and chunk lengths)."""
+    from mockvox.infer.streaming import StreamConfig
 
-    return to_int16(audio).astype("<i2").tobytes()
+    base = {f: getattr(defaults, f) for f in defaults.__dataclass_fields__} if defaults is not None else {}
+    try:
+        return StreamConfig.from_mapping(base, mode=query.streaming_mode, first_tokens=query.first_chunk_length,
+                                         chunk_tokens=query.min_chunk_length)  # fmt: skip
+    except ValueError as exc:
+        raise ApiError(422, "invalid", str(exc), name="streaming_mode") from None
 
 
-def fragments(synth, ref: dict | None, text: str, language: str, params: dict) -> Iterator[tuple[int, np.ndarray]]:
-    """The request checked (raises before any audio), then ``(sample rate, audio)`` per text fragment."""
-    return synth.fragments(*_reference(ref), text, language, synthesis_params(params))
+def chunks(synth, ref: dict | None, text: str, language: str, params: dict, stream) -> Iterator:
+    """The request checked (raises before any audio), then its :class:`~mockvox.infer.streaming.AudioChunk` s."""
+    return synth.stream(*_reference(ref), text, language, synthesis_params(params), stream)
 
 
 def checked_request(services, access, form) -> tuple[str, dict | None, dict]:
@@ -103,8 +108,8 @@ def checked_request(services, access, form) -> tuple[str, dict | None, dict]:
 
 
 async def pcm_stream(state, sample_rate: int, pieces, release: Callable[[], None] | None = None):
-    """Header first, then each fragment; an error after the first byte ends the stream (logged); a client that goes
-    away stops the synthesis at the next fragment (this generator is closed). ``release`` runs when it ends."""
+    """Header first, then each chunk; an error after the first byte ends the stream (logged); a client that goes
+    away stops the synthesis at the next chunk (this generator is closed). ``release`` runs when it ends."""
     yield wav_header(sample_rate)
     done, sent, finished = object(), 0, False
     try:
@@ -114,16 +119,18 @@ async def pcm_stream(state, sample_rate: int, pieces, release: Callable[[], None
             if item is done:
                 finished = True
                 return
-            yield pcm16(item[1])
+            if sent == 0 and log.isEnabledFor(logging.DEBUG):
+                log.debug("first audio after %.3f s (%s)", item.elapsed, item.timing)
+            yield pcm16(item.audio)
             sent += 1
     except Exception as exc:
         finished = True
-        log.error("stream ended early after %d fragment(s): %s", sent, exc)
+        log.error("stream ended early after %d chunk(s): %s", sent, exc)
     finally:
         close = getattr(pieces, "close", None)
         if close is not None:
-            close()
+            await to_thread.run_sync(close)  # a chunk being decoded in a thread finishes first
         if release is not None:
             release()
         if not finished:
-            log.info("stream stopped after %d fragment(s): the client went away", sent)
+            log.info("stream stopped after %d chunk(s): the client went away", sent)

@@ -19,7 +19,7 @@ from api.requests import InferenceBody, StreamQuery, parse
 from api.schemas import Queued, error_responses
 from api.services import enqueue, task_status
 from api.state import Services
-from api.synthesis import checked_request, fragments, pcm_stream
+from api.synthesis import checked_request, chunks, pcm_stream, stream_config
 from api.uploads import read_body
 
 
@@ -61,14 +61,16 @@ class SynthesisController(Controller):
     @get("/streamInference", operation_class=query_operation(StreamQuery), media_type="audio/wav",
          responses=error_responses(400, 401, 404, 422, 503))  # fmt: skip
     async def stream(self, request: Request, services: Services, access: Access) -> Stream:
-        """Stream a synthesis: a WAV header (sizes 0xFFFFFFFF), then 16-bit PCM as each text fragment is ready."""
+        """Stream a synthesis: a WAV header (sizes 0xFFFFFFFF), then 16-bit PCM as each chunk is decoded
+        (``streaming_mode``: token by default, every 16-40 GPT tokens; fragment: per text fragment; whole)."""
         query = parse(dict(request.query_params.multi_items()), StreamQuery)  # a repeated name: its last value
+        stream = stream_config(services.stream, query)
         model_id, ref, params = await to_thread.run_sync(checked_request, services, access, query)
         async with services.stream_slots:  # load and check under the same bound as the synthesis
             synth = await to_thread.run_sync(services.voices.get, model_id, True)  # pinned while it streams
             try:
-                pieces = await to_thread.run_sync(fragments, synth, ref, query.target_text, query.target_language,
-                                                  params)  # fmt: skip
+                pieces = await to_thread.run_sync(chunks, synth, ref, query.target_text, query.target_language,
+                                                  params, stream)  # fmt: skip
             except BaseException:
                 services.voices.unpin(model_id)
                 raise

@@ -169,3 +169,18 @@ def write_wav(path: str | os.PathLike, audio: np.ndarray, sr: int) -> Path:
     with atomic_file(path) as tmp:
         sf.write(tmp, data, sr, format="WAV", subtype="PCM_16")
     return path
+
+
+STREAM_UNKNOWN = 0xFFFFFFFF  # RIFF and data sizes of a stream of unknown length (libsndfile and ffmpeg read it all)
+
+
+def wav_header(sample_rate: int, data_size: int = STREAM_UNKNOWN) -> bytes:
+    """44-byte PCM16 mono header; sizes 0xFFFFFFFF when the length is not known (streaming)."""
+    riff = STREAM_UNKNOWN if data_size == STREAM_UNKNOWN else 36 + data_size
+    return (b"RIFF" + struct.pack("<I", riff) + b"WAVEfmt " + struct.pack("<IHHIIHH", 16, 1, 1, sample_rate,
+            sample_rate * 2, 2, 16) + b"data" + struct.pack("<I", data_size))  # fmt: skip
+
+
+def pcm16(audio: np.ndarray) -> bytes:
+    """Little-endian 16-bit PCM bytes of float audio in [-1, 1]."""
+    return to_int16(audio).astype("<i2").tobytes()

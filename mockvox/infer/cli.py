@@ -65,8 +65,56 @@ def cmd_speak(args) -> None:
 
     source, cfg = _source(args)
     synth = open_voice(args.model_id, source, cfg.device, cfg.precision)
+    if args.stream is not None or str(args.output) == "-":
+        _speak_stream(args, synth, cfg)
+        return
     sr, audio = synth.speak(args.text, args.language, _params(args), Bars().for_step("synthesis"))
     _write(args, sr, audio)
+
+
+def _speak_stream(args, synth, cfg) -> None:
+    """Write the audio as its chunks arrive: to a WAV file (its header completed at the end) or, with ``-o -``, to
+    stdout (a WAV header of unknown length then PCM, or bare PCM with ``--format raw``); a line on stderr says when
+    the first audio came and the real-time factor."""
+    import sys
+    import time
+
+    import soundfile as sf
+    from omegaconf import OmegaConf
+
+    from mockvox.audio.io import pcm16, wav_header
+    from mockvox.infer.streaming import StreamConfig
+    from mockvox.paths import absolute
+
+    defaults = OmegaConf.to_container(cfg.get("stream") or {}, resolve=True)
+    stream = StreamConfig.from_mapping(defaults, mode=args.stream or "whole")
+    default = synth.voice.reference
+    lang = args.language or (default.language if default is not None else "zh")
+    began = time.perf_counter()
+    chunks = synth.stream(None, None, None, args.text, lang, _params(args), stream)
+    first, samples = None, 0
+    to_stdout = str(args.output) == "-"
+    sink = sys.stdout.buffer if to_stdout else sf.SoundFile(args.output, "w", synth.sample_rate, 1, subtype="PCM_16")
+    try:
+        if to_stdout and args.format == "wav":
+            sink.write(wav_header(synth.sample_rate))
+        for chunk in chunks:
+            first = chunk.elapsed if first is None else first
+            samples += len(chunk.audio)
+            if to_stdout:
+                sink.write(pcm16(chunk.audio))
+            else:
+                sink.write(chunk.audio)
+            sink.flush()
+    finally:
+        if not to_stdout:
+            sink.close()
+    seconds = samples / synth.sample_rate
+    took = time.perf_counter() - began
+    print(f"{stream.mode} stream: first audio after {first or 0:.2f} s, {seconds:.2f} s of audio in {took:.2f} s "
+          f"(real-time factor {took / max(seconds, 1e-9):.2f})", file=sys.stderr)  # fmt: skip
+    if not to_stdout:
+        print(absolute(args.output))
 
 
 def cmd_info(args) -> None:
@@ -108,7 +156,7 @@ def _synthesis_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split", default="cut1", choices=[f"cut{i}" for i in range(6)])
     p.add_argument("--max_tokens", type=int, default=1500, help="GPT tokens per fragment at most (25 per second)")
     p.add_argument("--sample_steps", type=int, default=32, help="v4: CFM sampling steps")
-    p.add_argument("-o", "--output", default="output.wav", type=Path)
+    p.add_argument("-o", "--output", default="output.wav", type=Path, help="a WAV file, or - for stdout (speak)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: conf/infer.yaml device)")
     p.add_argument("--precision", default=None, choices=["fp32", "bf16", "fp16"],
                    help="bf16/fp16: reduced precision for each network where this hardware runs it fast")  # fmt: skip
@@ -130,6 +178,16 @@ def register_cli(sub) -> None:
     p.add_argument("model_id")
     p.add_argument("text")
     p.add_argument("--language", default=None, choices=LANGUAGES, help="of the text (default: the reference's)")
+    p.add_argument(
+        "--stream",
+        nargs="?",
+        const="token",
+        default=None,
+        metavar="MODE",
+        help="write the audio as it is synthesised; MODE: token (default), fixed, fragment, whole",
+    )
+    p.add_argument("--format", default="wav", choices=["wav", "raw"],
+                   help="with -o -: a WAV stream (header of unknown length) or bare 16-bit PCM")  # fmt: skip
     _synthesis_options(p)
     p = command("info", cmd_info, "show a voice's version, epochs, dataset, metrics")
     p.add_argument("model_id")
