@@ -50,3 +50,32 @@ def test_unknown_model_and_short_reference_are_clear_errors(cli_model, capsys, t
     assert "no model 'm-doesnotexist'" in capsys.readouterr().err
     assert main(["train", "20990101000000000000.deadbeef.00000000000000000000000000000000", *common]) == 2
     assert "no dataset" in capsys.readouterr().err
+
+
+def test_speak_streams_to_a_file_and_to_stdout(cli_model, tmp_path):
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import numpy as np
+
+    _, _, common = cli_model
+    args = ["speak", "models:/cli-voice@latest", "Hello world, this is a stream.", "--language", "en", "--seed", "4",
+            "--max_tokens", "60"]  # fmt: skip
+    whole, streamed = tmp_path / "whole.wav", tmp_path / "streamed.wav"
+    assert main([*args, "-o", str(whole), *common]) == 0
+    assert main([*args, "--stream", "-o", str(streamed), *common]) == 0  # token mode, written as chunks come
+    a, sr = sf.read(whole, dtype="int16")
+    b, _ = sf.read(streamed, dtype="int16")
+    assert sr == 32000 and len(a) == len(b) > 32000 // 2
+    assert np.abs(a.astype(int) - b.astype(int)).mean() < 0.05 * np.abs(a.astype(int)).mean()  # the same speech
+    mockvox = shutil.which("mockvox", path=str(Path(sys.executable).parent))
+    run = [mockvox, *args, "--stream", "fixed", "-o", "-", *common]
+    piped = subprocess.run(run, capture_output=True, timeout=600)
+    assert piped.returncode == 0, piped.stderr[-2000:]
+    assert piped.stdout[:4] == b"RIFF" and piped.stdout[40:44] == b"\xff\xff\xff\xff"  # a WAV stream: size unknown
+    assert b"fixed stream: first audio after" in piped.stderr
+    assert len(piped.stdout) == 44 + 2 * len(a)
+    raw = subprocess.run([*run, "--format", "raw"], capture_output=True, timeout=600)
+    assert raw.returncode == 0 and raw.stdout == piped.stdout[44:]  # bare PCM, the same seeded samples
