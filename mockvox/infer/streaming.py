@@ -11,8 +11,8 @@ Modes (upstream ``api_v2.py`` ``streaming_mode`` 0-3 are aliases, in this order)
 
 How a chunk is decoded (v2 and every SoVITS of its family): the text encoder runs on all tokens so far; a chunk
 ends ``lookahead`` tokens before the last sampled one, so its last frames are decoded with some right context;
-the flow and HiFi-GAN run over the chunk plus ``context_frames`` latent frames before it (decoded again, their audio
-dropped); the prior noise is drawn per frame (:class:`FrameNoise`), so a frame gets the same noise whatever chunk
+HiFi-GAN runs over the chunk plus ``context_frames`` latent frames before it (decoded again, their audio dropped;
+12 covers the official decoder's reach of about 11 frames), the flow over 32 frames more (its reach); the prior noise is drawn per frame (:class:`FrameNoise`), so a frame gets the same noise whatever chunk
 decodes it. The audio of the first ``fade_frames`` after a chunk's end is kept back and cross-faded (raised cosine)
 with the next chunk's decode of the same frames. Away from the joins the waveform is, within float error, the whole
 decode's; near them it differs only by what the text encoder learns from later tokens.
@@ -36,6 +36,7 @@ from mockvox.models.sovits_v4 import ChunkConfig, align_prompt
 MODES = ("whole", "fragment", "token", "fixed")
 UPSTREAM_MODES = dict(enumerate(MODES))  # api_v2.py streaming_mode 0-3 (and False/True = 0/1)
 CHUNKED = ("token", "fixed")
+FLOW_CONTEXT = 32  # frames each side that reach a frame through the official flow (4 couplings x 4 layers x k 5)
 
 
 def stream_mode(value: object) -> str:
@@ -67,7 +68,7 @@ class StreamConfig:
     chunk_tokens: int = _setting(16, "fixed: tokens per chunk; token: fewest before a cut is looked for", 2, 400)
     max_chunk_tokens: int = _setting(40, "token: a chunk is cut here at the latest", 2, 1500)
     lookahead: int = _setting(2, "tokens sampled past a chunk's end before it is decoded (right context)", 0, 25)
-    context_frames: int = _setting(24, "latent frames (50 Hz) decoded again before each chunk", 0, 400)
+    context_frames: int = _setting(12, "latent frames (50 Hz) decoded again before each chunk", 0, 400)
     fade_frames: int = _setting(2, "frames cross-faded at each join (v2: 50 Hz, v4: 100 Hz)", 0, 50)
     mute_token: int = _setting(486, "token: the silence token whose embedding marks a cut", 0, 1023)
     split_threshold: float = _setting(0.0, "token: similarity above which a token counts as silence", -1, 1)
@@ -216,10 +217,12 @@ class V2Chunks:
         if end <= self.emitted and not final:
             return np.zeros(0, dtype=np.float32)
         fade = 0 if final else min(self.cfg.fade_frames, total - end)
-        w0 = max(0, self.emitted - self.cfg.context_frames)
-        m, logs = m_p[:, :, w0:], logs_p[:, :, w0:]
-        z_p = m + self.noise.take(w0, total, m) * torch.exp(logs) * self.noise_scale
-        wav = s.decode_latent(z_p, y_mask[:, :, w0:], self.ge)[0, 0].cpu().numpy()
+        w0 = max(0, self.emitted - self.cfg.context_frames)  # the decoder's window
+        f0 = max(0, w0 - FLOW_CONTEXT)  # the flow's: wider, so that z is exact over the decoder's
+        m, logs, mask = m_p[:, :, f0:], logs_p[:, :, f0:], y_mask[:, :, f0:]
+        z_p = m + self.noise.take(f0, total, m) * torch.exp(logs) * self.noise_scale
+        z = s.flow(z_p, mask, g=self.ge, reverse=True) * mask
+        wav = s.dec(z[:, :, w0 - f0 :], g=self.ge)[0, 0].float().cpu().numpy()
         seg = wav[(self.emitted - w0) * self.hop : (end + fade - w0) * self.hop]
         out = self.joiner.emit(seg, end - self.emitted, fade)
         self.emitted = end
