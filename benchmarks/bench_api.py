@@ -36,6 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 MOCKVOX = str(Path(sys.executable).with_name("mockvox"))
 SAMPLE = ROOT / "samples" / "voice_en.ogg"
 FINAL = ("SUCCESS", "FAILURE", "REVOKED")
+EXTRA: list[str] = []  # mockvox options before "serve" (e.g. --log-level DEBUG)
 TEXT, LANGUAGE, SEED, MAX_TOKENS = "Good morning to you.", "en", 7, 40
 # unset here: broker, stores and tracking all in the temporary data root, no API keys
 SERVICE_ENV = ("MOCKVOX_API_KEYS", "MOCKVOX_BROKER_URL", "MOCKVOX_RESULT_BACKEND", "MOCKVOX_RECORDS_URL",
@@ -57,7 +58,7 @@ class Server:
         self.log_path = data.parent / "serve.log"
         self.log = open(self.log_path, "w")  # noqa: SIM115 (closed in stop)
         env = {**os.environ, "MOCKVOX_DATA": str(data)}
-        self.proc = subprocess.Popen([MOCKVOX, "serve", "--port", str(self.port), *overrides], env=env, cwd=data.parent,
+        self.proc = subprocess.Popen([MOCKVOX, *EXTRA, "serve", "--port", str(self.port), *overrides], env=env, cwd=data.parent,
                                      stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
 
     def wait_ready(self, timeout: float = 300) -> None:

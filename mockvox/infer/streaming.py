@@ -36,6 +36,7 @@ from mockvox.models.sovits_v4 import ChunkConfig, align_prompt
 MODES = ("whole", "fragment", "token", "fixed")
 UPSTREAM_MODES = dict(enumerate(MODES))  # api_v2.py streaming_mode 0-3 (and False/True = 0/1)
 CHUNKED = ("token", "fixed")
+WINDOW_BUCKET = 8  # decoder / vocoder windows are multiples of this many frames (see bucketed_start)
 FLOW_CONTEXT = 32  # frames each side that reach a frame through the official flow (4 couplings x 4 layers x k 5)
 
 
@@ -64,7 +65,7 @@ class StreamConfig:
     """How a stream is cut and joined (``conf/infer.yaml: stream``)."""
 
     mode: str = "token"
-    first_tokens: int = _setting(10, "tokens before the first chunk (25 tokens = 1 s of speech)", 1, 200)
+    first_tokens: int = _setting(6, "tokens before the first chunk (25 tokens = 1 s of speech)", 1, 200)
     chunk_tokens: int = _setting(16, "fixed: tokens per chunk; token: fewest before a cut is looked for", 2, 400)
     max_chunk_tokens: int = _setting(40, "token: a chunk is cut here at the latest", 2, 1500)
     lookahead: int = _setting(2, "tokens sampled past a chunk's end before it is decoded (right context)", 0, 25)
@@ -164,6 +165,14 @@ class FrameNoise:
         return self.frames[start:stop].T.unsqueeze(0).to(like.device, like.dtype)
 
 
+def bucketed_start(start: int, stop: int, bucket: int = WINDOW_BUCKET) -> int:
+    """The start of a decoding window ending at ``stop`` that reaches back at least to ``start``, widened (with more
+    real context) to a multiple of ``bucket`` frames: a convolution's first call at a new length builds its kernels
+    (oneDNN), which costs as much as the call itself, and bucketed lengths repeat."""
+    length = stop - max(0, start)
+    return max(0, stop - -(-length // bucket) * bucket)
+
+
 def fragment_seed(seed: int, index: int) -> int:
     """The noise seed of fragment ``index`` of a request seeded with ``seed``."""
     return (seed * 1_000_003 + index * 0x9E3779B1 + 1) % (1 << 63)
@@ -217,7 +226,7 @@ class V2Chunks:
         if end <= self.emitted and not final:
             return np.zeros(0, dtype=np.float32)
         fade = 0 if final else min(self.cfg.fade_frames, total - end)
-        w0 = max(0, self.emitted - self.cfg.context_frames)  # the decoder's window
+        w0 = bucketed_start(self.emitted - self.cfg.context_frames, total)  # the decoder's window
         f0 = max(0, w0 - FLOW_CONTEXT)  # the flow's: wider, so that z is exact over the decoder's
         m, logs, mask = m_p[:, :, f0:], logs_p[:, :, f0:], y_mask[:, :, f0:]
         z_p = m + self.noise.take(f0, total, m) * torch.exp(logs) * self.noise_scale
@@ -272,7 +281,7 @@ class V4Chunks:
         if voc_end <= self.emitted and not final:
             return np.zeros(0, dtype=np.float32)
         fade = 0 if final else min(cfg.fade_frames, end - voc_end)
-        w0 = max(0, self.emitted - cfg.v4_vocoder_context)
+        w0 = bucketed_start(self.emitted - cfg.v4_vocoder_context, end)
         wav = self.vocoder(denorm_spec(self.mel[:, :, w0:end]).to(self.voc_dtype))[0, 0].float().cpu().numpy()
         seg = wav[(self.emitted - w0) * self.hop : (voc_end + fade - w0) * self.hop]
         out = self.joiner.emit(seg, voc_end - self.emitted, fade)
