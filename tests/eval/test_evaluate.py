@@ -109,6 +109,7 @@ def test_the_registry_version_and_logged_model_carry_the_scores(voice, result) -
         assert tags["eval/run_id"] == voice["run_id"] and tags["eval/max_tokens"] == str(MAX_TOKENS)
         assert tags["eval/asr_model"] == "tiny.en" and tags["eval/sentences"] == str(len(SENTENCES))
         assert tags["eval/holdout"] == "1" and tags["eval/speaker_encoder"] == "ResemblyzerEncoder"
+        assert tags["eval/streaming_mode"] == "whole"
         for key in SUMMARY + CEILING:
             assert float(tags[key]) == pytest.approx(result["summary"][key], abs=1e-4)
     assert result["versions"] == [{"name": "voice-eval", "version": 1, "aliases": []}]
@@ -121,12 +122,14 @@ def test_cli_reads_a_sentence_file_and_prints_json(voice, result, tmp_path, caps
     (tmp_path / "one.txt").write_text("# a comment\n\nSee you soon!\n", encoding="utf-8")
     args = parser.parse_args(["evaluate", voice["model_id"], "--sentences", str(tmp_path / "one.txt"), "--json"])
     wavlm = tiny_wavlm(tmp_path / "wavlm")  # the encoder is a config choice (here a local WavLM x-vector model)
+    # scored as a token stream gives it
     args.overrides = [*voice["overrides"], "evaluation/speaker=wavlm", f"evaluation.speaker.model={wavlm}",
-                      "evaluation.speaker.local_files_only=true", "evaluation.chart=false"]  # fmt: skip
+                      "evaluation.speaker.local_files_only=true", "evaluation.chart=false",
+                      "evaluation.streaming_mode=token"]  # fmt: skip
     args.func(args)
     printed = json.loads(capsys.readouterr().out)
     tags = voice["client"].get_model_version("voice-eval", "1").tags
-    assert tags["eval/speaker_encoder"] == f"WavLMEncoder({wavlm})"
+    assert tags["eval/speaker_encoder"] == f"WavLMEncoder({wavlm})" and tags["eval/streaming_mode"] == "token"
     assert [row["text"] for row in printed["sentences"] if row["set"] == "sentences"] == ["See you soon!"]
     assert set(SUMMARY) <= set(printed["summary"])
     history = voice["client"].get_metric_history(voice["run_id"], "eval/wer")
