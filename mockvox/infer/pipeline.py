@@ -14,6 +14,7 @@ drawn per frame (:class:`~mockvox.infer.streaming.FrameNoise`) so that a streame
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 import threading
 import time
@@ -51,6 +52,7 @@ from mockvox.text.split import METHODS, SPLITS, split_text
 from mockvox.text.symbols import cleaned_text_to_sequence
 from mockvox.voice import LoadedVoice
 
+log = logging.getLogger(__name__)
 LANGUAGES = MODES + tuple(MODE_ALIASES)
 REF_SECONDS = (3.0, 10.0)  # official: 48000-160000 samples at 16 kHz
 SPEED_RANGE = (0.25, 4.0)
@@ -462,9 +464,13 @@ class Synthesizer:
             chunk = AudioChunk(audio, self.sample_rate, offset, index, tokens, final, time.perf_counter() - began)
             if first:
                 chunk.timing = {k: round(v, 4) for k, v in timing.items()}
+                log.debug("%s stream: first audio after %.3f s %s", cfg.mode, chunk.elapsed, chunk.timing)
                 first = False
             offset += len(audio)
             yield chunk
+        took = time.perf_counter() - began
+        log.debug("%s stream: %.2f s of audio in %.2f s (real-time factor %.2f)", cfg.mode, offset / self.sample_rate,
+                  took, took / max(offset / self.sample_rate, 1e-9))  # fmt: skip
 
     def _stream_fragment(self, prompt: Prompt, unit: TextUnit, params: SynthesisParams, rng: _Rng,
                          cfg: StreamConfig, index: int, timing: dict[str, float]) -> Iterator[tuple]:  # fmt: skip

@@ -12,10 +12,11 @@ Modes (upstream ``api_v2.py`` ``streaming_mode`` 0-3 are aliases, in this order)
 How a chunk is decoded (v2 and every SoVITS of its family): the text encoder runs on all tokens so far; a chunk
 ends ``lookahead`` tokens before the last sampled one, so its last frames are decoded with some right context;
 HiFi-GAN runs over the chunk plus ``context_frames`` latent frames before it (decoded again, their audio dropped;
-12 covers the official decoder's reach of about 11 frames), the flow over 32 frames more (its reach); the prior noise is drawn per frame (:class:`FrameNoise`), so a frame gets the same noise whatever chunk
-decodes it. The audio of the first ``fade_frames`` after a chunk's end is kept back and cross-faded (raised cosine)
-with the next chunk's decode of the same frames. Away from the joins the waveform is, within float error, the whole
-decode's; near them it differs only by what the text encoder learns from later tokens.
+12 covers the official decoder's reach of about 11 frames), the flow over 32 frames more (its reach); the prior
+noise is drawn per frame (:class:`FrameNoise`), so a frame gets the same noise whatever chunk decodes it. The audio
+of the first ``fade_frames`` after a chunk's end is kept back and cross-faded (raised cosine) with the next chunk's
+decode of the same frames. Away from the joins the waveform is, within float error, the whole decode's; near them
+it differs only by what the text encoder learns from later tokens.
 
 v4 (beyond upstream, which streams v3/v4 only per fragment): the CFM generates each chunk's mel frames with, as its
 prompt, the last ``v4_prompt_frames`` frames of [reference mel ; mel generated so far] and their features, so every
