@@ -58,8 +58,9 @@ class Server:
         self.log_path = data.parent / "serve.log"
         self.log = open(self.log_path, "w")  # noqa: SIM115 (closed in stop)
         env = {**os.environ, "MOCKVOX_DATA": str(data)}
-        self.proc = subprocess.Popen([MOCKVOX, *EXTRA, "serve", "--port", str(self.port), *overrides], env=env, cwd=data.parent,
-                                     stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+        command = [MOCKVOX, *EXTRA, "serve", "--port", str(self.port), *overrides]
+        self.proc = subprocess.Popen(command, env=env, cwd=data.parent, stdout=self.log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)  # fmt: skip
 
     def wait_ready(self, timeout: float = 300) -> None:
         deadline = time.monotonic() + timeout
