@@ -355,15 +355,25 @@ class Synthesizer:
         the voice's default reference speaks (its transcript and language unless ``prompt_text`` / ``prompt_lang``
         are given).
         """
+        prompt, units, rng, _ = self._request(ref_audio, prompt_text, prompt_lang, text, text_lang, params)
+        pieces = self._run(prompt, units, params, rng, progress)
+        return ((self.sample_rate, audio) for audio, _ in pieces)
+
+    def _request(self, ref_audio, prompt_text, prompt_lang, text, text_lang, params: SynthesisParams):
+        """Everything a request needs, checked: ``(prompt, units, rng, timing)``; ``timing`` has the seconds of
+        the reference prompt and of the text frontend."""
         params.check()
         ref_audio, prompt_text, prompt_lang = self._reference(ref_audio, prompt_text, prompt_lang)
         text_mode = _language(text_lang, "text language")
         text = _nonempty(text, "text")
+        mark = time.perf_counter()
         prompt = self.prompt(ref_audio, prompt_text, prompt_lang)
+        timing = {"prompt": time.perf_counter() - mark}
+        mark = time.perf_counter()
         units = self.text_units(text, text_mode, params.split)
+        timing["text"] = time.perf_counter() - mark
         seed = params.seed if params.seed is not None else secrets.randbits(63)
-        pieces = self._run(prompt, units, params, _Rng(seed, self.voice.device), progress)
-        return ((self.sample_rate, audio) for audio, _ in pieces)
+        return prompt, units, _Rng(seed, self.voice.device), timing
 
     def _reference(self, ref_audio, prompt_text, prompt_lang) -> tuple[RefAudio, str, str]:
         if ref_audio is not None:
@@ -430,18 +440,8 @@ class Synthesizer:
             cfg = stream if isinstance(stream, StreamConfig) else StreamConfig(mode=stream)
         except ValueError as err:
             raise SynthesisError(str(err)) from None
-        params.check()
-        ref_audio, prompt_text, prompt_lang = self._reference(ref_audio, prompt_text, prompt_lang)
-        text_mode = _language(text_lang, "text language")
-        text = _nonempty(text, "text")
-        mark = time.perf_counter()
-        prompt = self.prompt(ref_audio, prompt_text, prompt_lang)
-        timing = {"prompt": time.perf_counter() - mark}
-        mark = time.perf_counter()
-        units = self.text_units(text, text_mode, params.split)
-        timing["text"] = time.perf_counter() - mark
-        seed = params.seed if params.seed is not None else secrets.randbits(63)
-        return self._stream(prompt, units, params, _Rng(seed, self.voice.device), cfg, timing, began)
+        prompt, units, rng, timing = self._request(ref_audio, prompt_text, prompt_lang, text, text_lang, params)
+        return self._stream(prompt, units, params, rng, cfg, timing, began)
 
     def _stream(self, prompt: Prompt, units: list[TextUnit], params: SynthesisParams, rng: _Rng, cfg: StreamConfig,
                 timing: dict[str, float], began: float) -> Iterator[AudioChunk]:  # fmt: skip
