@@ -129,7 +129,7 @@ async def pcm_stream(state, sample_rate: int, pieces, release: Callable[[], None
     finally:
         close = getattr(pieces, "close", None)
         if close is not None:
-            await to_thread.run_sync(close)  # a chunk being decoded in a thread finishes first
+            close()  # here, not in a thread: the task may be cancelled (the client left); the generator is suspended
         if release is not None:
             release()
         if not finished:
