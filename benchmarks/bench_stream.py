@@ -211,6 +211,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--versions", nargs="+", default=["v2", "v4"], choices=["v2", "v4"])
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu", help="cpu, cuda ... (in-process runs)")
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
     parser.add_argument("--http", action="store_true", help="also time /streamInference on a loopback server")
     parser.add_argument("--no-listen", dest="listen", action="store_false", help="skip the listening metrics")
     parser.add_argument("--v4-sentences", type=int, default=1, help="how many of the sentences v4 reads")
@@ -224,7 +226,8 @@ def main() -> None:
     hf_logging.disable_progress_bar()
     from mockvox.voice import load_voice
 
-    print(hardware_line(), f"(the voices here run fp32) | {opts.threads} threads | stream defaults: {StreamConfig()}")
+    print(hardware_line(opts.device), f"(the voices here: {opts.precision}) | {opts.threads} threads")
+    print(f"stream defaults: {StreamConfig()}")
     with tempfile.TemporaryDirectory(prefix="bench-stream-") as tmp:
         root = Path(tmp)
         audio, sr = load_audio(SAMPLE)
@@ -232,7 +235,7 @@ def main() -> None:
         sf.write(reference, audio[sr // 2 : sr // 2 + 5 * sr], sr)
         for version in opts.versions:
             folder = _voice_folder(root, version, reference)
-            synth = Synthesizer(load_voice(folder))
+            synth = Synthesizer(load_voice(folder, device=opts.device, precision=opts.precision))
             synth.prompt(reference, PROMPT_TEXT, "en")  # cached, as for a voice in use
             count = opts.sentences if version == "v2" else opts.v4_sentences
             for lang in {lang for _, lang, _, _ in SENTENCES[:count]}:  # the frontends' first-call loads, off the clock
