@@ -29,6 +29,7 @@ import os
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -157,6 +158,11 @@ def bench_inprocess(synth: Synthesizer, reference: Path, sentences, listen: bool
                   f"{decode:7.2f} {took:7.2f} {took / (len(audio) / sr):5.2f} {len(chunks):6}  "
                   f"{q.mel_l1:.4f}/{q.mel_l1_joins:.4f}/{q.mel_l1_away:.4f}   "
                   f"{q.join_jump:.3f}/{q.whole_jump:.3f}/{q.median_jump:.4f} (ratio {q.click_ratio:.1f})")  # fmt: skip
+        other = np.concatenate([c.audio for c in synth.stream(reference, PROMPT_TEXT, "en", text, lang,
+                                                               replace(params, seed=SEED + 1), "whole")])  # fmt: skip
+        q = join_quality(other, whole, sr, chunk_joins(results[modes[-1]][0]) if modes else [])
+        print(f"  yardstick: whole with another seed against whole: log-mel L1 {q.mel_l1:.4f}, jump at the same places "
+              f"{q.join_jump:.3f}/{q.whole_jump:.3f}")  # fmt: skip
         if listen:
             for mode in [m for m in ("token", "fixed") if m in results]:
                 print(f"  {mode:9} listening vs whole: {_listening(results[mode][1], whole, sr, lang, asr)}")
