@@ -29,7 +29,6 @@ import os
 import sys
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -132,6 +131,29 @@ def _transcriber():
         return None
 
 
+def yardstick(
+    synth: Synthesizer, reference: Path, text: str, lang: str, params: SynthesisParams, whole: np.ndarray | None = None
+) -> str:
+    """How far the whole decode of the same tokens with other decoder noise lies from the whole decode: the scale
+    against which a stream's distance means something (v2: the per-frame prior noise; v4: the CFM's start noise)."""
+    prompt = synth.prompt(reference, PROMPT_TEXT, "en")
+    units = synth.text_units(text, lang, params.split)
+    tokens = synth.semantic_tokens(prompt, units, params, torch.Generator().manual_seed(params.seed))
+    parts = []
+    with torch.random.fork_rng():
+        torch.manual_seed(params.seed + 1)
+        for i, (unit, toks) in enumerate(zip(units, tokens, strict=True)):
+            audio = synth.decode(prompt, unit, toks, params, noise_seed=params.seed + 1000 + i)
+            parts.append(np.concatenate([audio, np.zeros(round(synth.sample_rate * params.fragment_interval))]))
+    other = np.concatenate(parts).astype(np.float32)
+    if whole is None:
+        whole = np.concatenate([c.audio for c in synth.stream(reference, PROMPT_TEXT, "en", text, lang, params,
+                                                               "whole")])  # fmt: skip
+    q = join_quality(other, whole, synth.sample_rate, [])
+    listen = _listening(other, whole, synth.sample_rate, lang, None)
+    return f"the same tokens, other decoder noise, against whole: log-mel L1 {q.mel_l1:.4f}; {listen}"
+
+
 def bench_inprocess(synth: Synthesizer, reference: Path, sentences, listen: bool, modes=MODES) -> None:
     asr = _transcriber() if listen else None
     sr = synth.sample_rate
@@ -158,11 +180,7 @@ def bench_inprocess(synth: Synthesizer, reference: Path, sentences, listen: bool
                   f"{decode:7.2f} {took:7.2f} {took / (len(audio) / sr):5.2f} {len(chunks):6}  "
                   f"{q.mel_l1:.4f}/{q.mel_l1_joins:.4f}/{q.mel_l1_away:.4f}   "
                   f"{q.join_jump:.3f}/{q.whole_jump:.3f}/{q.median_jump:.4f} (ratio {q.click_ratio:.1f})")  # fmt: skip
-        other = np.concatenate([c.audio for c in synth.stream(reference, PROMPT_TEXT, "en", text, lang,
-                                                               replace(params, seed=SEED + 1), "whole")])  # fmt: skip
-        q = join_quality(other, whole, sr, chunk_joins(results[modes[-1]][0]) if modes else [])
-        print(f"  yardstick: whole with another seed against whole: log-mel L1 {q.mel_l1:.4f}, jump at the same places "
-              f"{q.join_jump:.3f}/{q.whole_jump:.3f}")  # fmt: skip
+        print(f"  yardstick: {yardstick(synth, reference, text, lang, params, whole)}")
         if listen:
             for mode in [m for m in ("token", "fixed") if m in results]:
                 print(f"  {mode:9} listening vs whole: {_listening(results[mode][1], whole, sr, lang, asr)}")
