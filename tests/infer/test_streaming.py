@@ -192,3 +192,13 @@ def test_a_closed_stream_stops_sampling_within_a_chunk(synths, reference) -> Non
         hook.remove()
     cfg = StreamConfig()
     assert len(steps) == cfg.first_tokens + cfg.lookahead  # nothing sampled after the reader left
+
+
+@pytest.mark.parametrize("speed", [0.7, 1.5])
+def test_a_v2_stream_at_another_speed_keeps_the_whole_length_and_sound(synths, reference, speed) -> None:
+    synth, params = synths["v2"], replace(PARAMS, speed=speed)
+    chunks, audio = _stream(synth, reference, "token", params)
+    _, whole = _stream(synth, reference, "whole", params)
+    q = join_quality(audio, whole, synth.sample_rate, chunk_joins(chunks))
+    assert len(audio) == len(whole) and q.joins >= 3
+    assert q.mel_l1 < 0.01 and q.join_jump <= 1.25 * q.whole_jump + 0.01, q  # the fixed grid: prefixes agree
