@@ -20,7 +20,7 @@ from mockvox.models.t2s import Text2Semantic
 from mockvox.models.t2s_decode import SamplingConfig, generate
 from mockvox.precision import hardware_line
 
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16, "int8": torch.bfloat16}
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16, "int8": torch.float32}
 
 
 def random_model(seed: int = 0) -> Text2Semantic:

@@ -1,6 +1,8 @@
 """What reduced precision the hardware runs well, and the per-network precision chosen from it.
 
-A request for ``bf16`` is a request for speed: each network gets bfloat16 only where the hardware found runs that
+A request for ``int8`` gives the GPT int8 weight-only matmuls (FBGEMM, fp32 activations; the output layer stays fp32)
+on every CPU with a working int8 kernel, and the other networks what ``bf16`` gives them. A request for ``bf16`` is a
+request for speed: each network gets bfloat16 only where the hardware found runs that
 network's operations fast in bfloat16, else float32. The table (measured with ``benchmarks/bench_precision.py``;
 only AMX tiles make bf16 convolutions and GEMMs faster than fp32, AVX512-BF16 alone does not):
 
@@ -28,7 +30,8 @@ import torch
 
 log = logging.getLogger(__name__)
 
-NAMES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+NAMES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16, "int8": torch.int8}
+INT8_NETWORKS = {"gpt"}  # int8 weight-only is implemented for the GPT (bandwidth-bound decoding) only
 NETWORKS = ("gpt", "sovits", "vocoder", "hubert")
 _BANDWIDTH_BOUND = {"gpt"}  # decoding reads every weight once per token: halving the bytes pays on any CPU
 
@@ -41,12 +44,13 @@ class Capabilities:
     isa: str  # ATen's CPU kernel level ("AVX512", "AVX2", "DEFAULT") or the GPU name
     onednn_bf16: bool  # oneDNN has bf16 kernels here (AVX512BW/VL/DQ or AVX-NE-CONVERT)
     fast_bf16: bool  # bf16 compute beats fp32: AMX tiles on a CPU, bf16 support on a GPU
+    int8: str = ""  # the int8 weight-only kernel that runs here ("fbgemm", "int8pack"; "" = none)
 
     def describe(self) -> str:
         if self.device != "cpu":
             return f"{self.device} ({self.isa}, bf16 {'yes' if self.fast_bf16 else 'no'})"
         kernels = "AMX" if self.fast_bf16 else ("oneDNN, no AMX" if self.onednn_bf16 else "none")
-        return f"cpu ({self.isa}, bf16 kernels: {kernels})"
+        return f"cpu ({self.isa}, bf16 kernels: {kernels}, int8 kernel: {self.int8 or 'none'})"
 
 
 def _forced_off() -> bool:
@@ -83,7 +87,7 @@ def capabilities(device: str | torch.device = "cpu") -> Capabilities:
     if device.type != "cpu":
         return Capabilities(device.type, device.type, False, False)
     onednn, fast = (False, False) if _forced_off() else _cpu_probe()
-    return Capabilities("cpu", torch.backends.cpu.get_cpu_capability(), onednn, fast)
+    return Capabilities("cpu", torch.backends.cpu.get_cpu_capability(), onednn, fast, int8_kernel() or "")
 
 
 def _dtype(name: str) -> torch.dtype:
@@ -106,17 +110,25 @@ def plan(requested: str | Mapping[str, str], caps: Capabilities) -> dict[str, to
         if unknown:
             raise ValueError(f"unknown networks {unknown} in precision; accepted: {', '.join(NETWORKS)}")
         chosen = {net: _dtype(requested.get(net, "fp32")) for net in NETWORKS}
+        odd = sorted(net for net in NETWORKS if chosen[net] == torch.int8 and net not in INT8_NETWORKS)
+        if odd:
+            raise ValueError(f"int8 is available for {', '.join(sorted(INT8_NETWORKS))} only, not {', '.join(odd)}")
     else:
         wish = _dtype(requested)
         chosen = {net: wish if _fast(wish, net, caps) else torch.float32 for net in NETWORKS}
+        if wish == torch.int8:  # int8 where it runs; everything else (and the GPT without a kernel) as bf16 would
+            rest = plan("bf16", caps)
+            chosen = {net: wish if chosen[net] == wish else rest[net] for net in NETWORKS}
     if caps.device == "cpu" and torch.float16 in chosen.values():
-        raise ValueError("precision fp16 needs a GPU; on the CPU use fp32 or bf16")
+        raise ValueError("precision fp16 needs a GPU; on the CPU use fp32, bf16 or int8")
     return chosen
 
 
 def _fast(dtype: torch.dtype, network: str, caps: Capabilities) -> bool:
     if dtype == torch.float32:
         return True
+    if dtype == torch.int8:
+        return caps.device == "cpu" and network in INT8_NETWORKS and bool(caps.int8)
     if caps.device == "cuda":
         return dtype == torch.float16 or caps.fast_bf16
     if caps.device != "cpu" or dtype != torch.bfloat16:
@@ -131,6 +143,34 @@ def describe_plan(requested: str | Mapping[str, str], chosen: Mapping[str, torch
     names = {v: k for k, v in NAMES.items()}
     parts = " ".join(f"{net}={names[chosen[net]]}" for net in NETWORKS)
     return f"precision {requested} on {caps.describe()}: {parts}"
+
+
+def int8_kernel() -> str | None:
+    """The int8 weight-only kernel this CPU runs: ``"fbgemm"`` (u8 x s8, fp32 in and out), ``"int8pack"`` (ATen's
+    ``_weight_int8pack_mm``, bf16 activations) or None; probed once on a tiny matrix. ``MOCKVOX_CPU_INT8=off``
+    answers None, ``MOCKVOX_CPU_INT8=int8pack`` skips FBGEMM (the tests force both to check the fallbacks)."""
+    forced = os.environ.get("MOCKVOX_CPU_INT8", "auto").strip().lower()
+    if forced in ("off", "0", "false", "no"):
+        return None
+    return _int8_probe(forced == "int8pack")
+
+
+@cache
+def _int8_probe(skip_fbgemm: bool) -> str | None:
+    from mockvox.modules.packed import Int8Dynamic, Int8Pack
+
+    w, x = torch.randn(8, 16), torch.randn(1, 16)
+    want = x @ w.t()
+    for name, make in (("fbgemm", lambda: Int8Dynamic(w, None)), ("int8pack", lambda: Int8Pack(w))):
+        if skip_fbgemm and name == "fbgemm":
+            continue
+        try:
+            got = make()(x, None).float()
+        except (RuntimeError, AttributeError, NotImplementedError):
+            continue
+        if (got - want).abs().max() <= 0.1 * want.abs().max() + 0.1:
+            return name
+    return None
 
 
 @cache

@@ -265,7 +265,9 @@ def load_voice(
         key = (kind, _fingerprint(path, entry), repr(shape or entry.get("kwargs")), str(device), str(dtypes.get(kind)))
         return parts.get(key, lambda: build(path))
 
-    gpt = _load_gpt(resolve("GPT", config["gpt"]), config["gpt"]).to(device).prepare_inference(dtypes["gpt"])
+    int8 = dtypes["gpt"] == torch.int8  # int8 weight-only matmuls, fp32 activations
+    gpt_dtype = torch.float32 if int8 else dtypes["gpt"]
+    gpt = _load_gpt(resolve("GPT", config["gpt"]), config["gpt"]).to(device).prepare_inference(gpt_dtype, int8)
     sovits_path, sovits_kwargs = resolve("SoVITS", config["sovits"]), config["sovits"].get("kwargs") or {}
     vocoder = None
     if version == "v2":

@@ -15,9 +15,10 @@ from mockvox.precision import Capabilities, capabilities, describe_plan, onednn_
 from tests.conftest import REPO_ROOT
 
 BF, FP = torch.bfloat16, torch.float32
-AVX2 = Capabilities("cpu", "AVX2", onednn_bf16=False, fast_bf16=False)
-AVX512 = Capabilities("cpu", "AVX512", onednn_bf16=True, fast_bf16=False)  # with or without AVX512-BF16
-AMX = Capabilities("cpu", "AVX512", onednn_bf16=True, fast_bf16=True)
+I8 = torch.int8
+AVX2 = Capabilities("cpu", "AVX2", onednn_bf16=False, fast_bf16=False, int8="fbgemm")
+AVX512 = Capabilities("cpu", "AVX512", onednn_bf16=True, fast_bf16=False, int8="fbgemm")  # with or without AVX512-BF16
+AMX = Capabilities("cpu", "AVX512", onednn_bf16=True, fast_bf16=True, int8="fbgemm")
 OLD_CPU = Capabilities("cpu", "DEFAULT", onednn_bf16=False, fast_bf16=False)
 
 
@@ -37,6 +38,47 @@ def test_bf16_goes_only_where_the_hardware_runs_it_fast(caps, expected) -> None:
     assert plan("fp32", caps) == dict.fromkeys(expected, FP)
 
 
+@pytest.mark.parametrize(
+    ("caps", "expected"),
+    [
+        (AVX2, {"gpt": I8, "sovits": FP, "vocoder": FP, "hubert": FP}),
+        (AMX, {"gpt": I8, "sovits": BF, "vocoder": BF, "hubert": BF}),
+        (OLD_CPU, {"gpt": FP, "sovits": FP, "vocoder": FP, "hubert": FP}),  # no int8 kernel: as bf16 would
+        (Capabilities("cuda", "H100", True, True), {"gpt": BF, "sovits": BF, "vocoder": BF, "hubert": BF}),
+    ],
+)
+def test_int8_goes_to_the_gpt_where_a_kernel_runs(caps, expected) -> None:
+    assert plan("int8", caps) == expected
+    assert "gpt=int8" in describe_plan("int8", expected, caps) or expected["gpt"] != I8
+    assert plan({"gpt": "int8"}, AVX2)["gpt"] == I8
+    with pytest.raises(ValueError, match="int8 is available for gpt only, not sovits"):
+        plan({"sovits": "int8"}, AVX2)
+
+
+@pytest.mark.parametrize("kernel", ["fbgemm", "int8pack", "off"])
+def test_gpt_int8_decoding_on_each_kernel(monkeypatch, kernel) -> None:
+    from mockvox.modules.packed import Int8Dynamic, Int8Pack
+    from mockvox.precision import int8_kernel
+    from tests.infer import tiny_gpt
+
+    monkeypatch.setenv("MOCKVOX_CPU_INT8", kernel if kernel != "fbgemm" else "auto")
+    if kernel == "fbgemm" and int8_kernel() != "fbgemm":
+        pytest.skip("FBGEMM does not run on this CPU")
+    ref = tiny_gpt()
+    gpt = tiny_gpt().prepare_inference(int8_weights=True)
+    packed = [m.packed_in for m in gpt.modules() if hasattr(m, "packed_in")]
+    kind = {"fbgemm": Int8Dynamic, "int8pack": Int8Pack, "off": type(None)}[kernel]
+    assert packed and all(type(p) is kind for p in packed)
+    assert gpt.ar_predict_layer.packed is None and gpt.ar_predict_layer.weight.dtype == FP  # logits stay fp32
+    g = torch.Generator().manual_seed(3)
+    x, y = torch.randint(0, 700, (1, 9), generator=g), torch.randint(0, 1024, (1, 12), generator=g)
+    args = (x, torch.tensor([9]), y, torch.tensor([12]), torch.randn(1, 1024, 9, generator=g))
+    with torch.inference_mode():
+        want, got = ref.eval().teacher_forced_logits(*args)[0], gpt.teacher_forced_logits(*args)[0]
+    assert got.dtype == FP
+    assert (got - want).abs().max() < (0.05 if kernel != "off" else 1e-5) * want.abs().max()
+
+
 def test_fp16_on_gpu_explicit_mappings_and_errors() -> None:
     assert set(plan("fp16", Capabilities("cuda", "T4", True, False)).values()) == {torch.float16}
     assert plan({"gpt": "bf16", "sovits": "bf16"}, AVX2) == {"gpt": BF, "sovits": BF, "vocoder": FP, "hubert": FP}
@@ -47,7 +89,7 @@ def test_fp16_on_gpu_explicit_mappings_and_errors() -> None:
     with pytest.raises(ValueError, match="unknown networks \\['dit'\\]"):
         plan({"dit": "bf16"}, AMX)
     line = describe_plan("bf16", plan("bf16", AVX2), AVX2)
-    assert line == "precision bf16 on cpu (AVX2, bf16 kernels: none): gpt=bf16 sovits=fp32 vocoder=fp32 hubert=fp32"
+    assert line == "precision bf16 on cpu (AVX2, bf16 kernels: none, int8 kernel: fbgemm): gpt=bf16 sovits=fp32 vocoder=fp32 hubert=fp32"
 
 
 def test_forcing_the_probe_off(monkeypatch) -> None:

@@ -122,7 +122,18 @@ def test_bf16_without_cpu_support_keeps_the_convolutions_in_fp32(tmp_path, monke
                                "hubert": torch.float32}  # fmt: skip
     assert next(voice.sovits.parameters()).dtype == torch.float32
     assert next(voice.hubert.parameters()).dtype == torch.float32
-    assert any("bf16 kernels: none): gpt=bf16 sovits=fp32" in r.getMessage() for r in caplog.records)
+    assert any("bf16 kernels: none, int8 kernel: " in r.getMessage() for r in caplog.records)
+    assert any("gpt=bf16 sovits=fp32" in r.getMessage() for r in caplog.records)
+
+
+def test_int8_voice_packs_the_gpt_and_keeps_fp32_activations(tmp_path) -> None:
+    from mockvox.precision import int8_kernel
+
+    voice = load_voice(write_v2(tmp_path / "voice"), precision="int8")
+    assert voice.precision["gpt"] == (torch.int8 if int8_kernel() else voice.precision["gpt"])
+    assert next(voice.gpt.parameters()).dtype == torch.float32
+    layer = voice.gpt.h.layers[0]
+    assert (layer.linear1.packed is not None) == (int8_kernel() is not None)
 
 
 def test_default_reference_is_part_of_the_folder(tmp_path) -> None:

@@ -158,8 +158,9 @@ def _synthesis_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sample_steps", type=int, default=32, help="v4: CFM sampling steps")
     p.add_argument("-o", "--output", default="output.wav", type=Path, help="a WAV file, or - for stdout (speak)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: conf/infer.yaml device)")
-    p.add_argument("--precision", default=None, choices=["fp32", "bf16", "fp16"],
-                   help="bf16/fp16: reduced precision for each network where this hardware runs it fast")  # fmt: skip
+    p.add_argument("--precision", default=None, choices=["fp32", "bf16", "fp16", "int8"],
+                   help="bf16/fp16: reduced precision for each network where this hardware runs it fast; "
+                        "int8: GPT int8 weight-only, the rest as bf16")  # fmt: skip
 
 
 def register_cli(sub) -> None:

@@ -163,17 +163,17 @@ class Text2Semantic(nn.Module):
     def prepare_inference(self, dtype: torch.dtype | None = None, int8_weights: bool = False) -> Text2Semantic:
         """Eval mode, optional cast and CPU-friendly weight layouts for decoding. Returns self.
 
-        fp32 weights are stored column-major; bf16 weights are oneDNN-packed, or with ``int8_weights`` quantised
-        per output row (int8 weight-only matmuls, bf16 activations). Call again after moving/loading weights.
+        fp32 weights are stored column-major; bf16 weights are oneDNN-packed; with ``int8_weights`` every matrix is
+        quantised per output row for int8 weight-only matmuls (``ar_transformer.int8_kernel``), activations staying
+        in ``dtype``. Call again after moving/loading weights.
         """
         self.eval()
         self.release_inference()
-        if int8_weights:
-            dtype = torch.bfloat16
         if dtype is not None:
             self.to(dtype)
-        for m in (self.bert_proj, self.ar_predict_layer, self.h):
-            m.prepare_inference(int8_weights)
+        self.bert_proj.prepare_inference(int8_weights)
+        self.h.prepare_inference(int8_weights)
+        self.ar_predict_layer.prepare_inference(False)  # 2 % of the bytes; the logits decide every token
         return self
 
     def release_inference(self) -> None:

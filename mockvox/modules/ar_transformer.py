@@ -13,24 +13,26 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mockvox.precision import note_plain_bf16_fallback, onednn_bf16
+from mockvox.modules.packed import Int8Dynamic, Int8Pack, OneDNNBf16
+from mockvox.precision import int8_kernel, note_plain_bf16_fallback, onednn_bf16
 
 
-def _pack(weight: torch.Tensor, int8: bool = False):
-    """Inference copy of a CPU bf16 weight: oneDNN-packed bf16, or per-row int8 + scales; None where unsupported."""
-    if weight.device.type != "cpu" or weight.dtype != torch.bfloat16:
+def _pack(weight: torch.Tensor, bias: torch.Tensor | None, int8: bool = False):
+    """Inference copy of a CPU weight: int8 (see :func:`int8_kernel`), oneDNN-packed bf16, or None (plain)."""
+    if weight.device.type != "cpu":
         return None
-    w = weight.detach()
     try:
         if int8:
-            scales = w.float().abs().amax(1).clamp_min(1e-12) / 127
-            q = (w.float() / scales[:, None]).round().clamp(-127, 127).to(torch.int8)
-            torch._weight_int8pack_mm(w.new_zeros(1, w.shape[1]), q, scales.to(w.dtype))  # probe the kernel
-            return q, scales.to(w.dtype)
+            kernel = int8_kernel()
+            if kernel == "fbgemm":
+                return Int8Dynamic(weight, bias)
+            return Int8Pack(weight) if kernel == "int8pack" else None
+        if weight.dtype != torch.bfloat16:
+            return None
         if not onednn_bf16():
             note_plain_bf16_fallback()
             return None
-        return torch.ops.mkldnn._reorder_linear_weight(w, 1)
+        return OneDNNBf16(weight)
     except (RuntimeError, AttributeError):
         return None
 
@@ -42,20 +44,11 @@ def _column_major(param: nn.Parameter) -> None:
 
 
 def _linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, packed) -> torch.Tensor:
-    if packed is None:
-        return F.linear(x, weight, bias)
-    if isinstance(packed, tuple):  # int8 weight-only: [M, K] bf16 x int8 [N, K] * scales [N]
-        q, scales = packed
-        x2 = x.reshape(-1, x.shape[-1]).contiguous()
-        if x2.shape[0] > 8:  # the int8 kernel is a GEMV; a whole prompt is faster through a dequantised GEMM
-            return F.linear(x, q.to(x.dtype) * scales[:, None], bias)
-        y = torch._weight_int8pack_mm(x2, q, scales).view(*x.shape[:-1], q.shape[0])
-        return y if bias is None else y + bias
-    return torch.ops.mkldnn._linear_pointwise(x, packed, bias, "none", [], "")
+    return F.linear(x, weight, bias) if packed is None else packed(x, bias)
 
 
-def _prepare(weight: nn.Parameter, int8: bool):
-    packed = _pack(weight, int8)
+def _prepare(weight: nn.Parameter, bias: torch.Tensor | None, int8: bool):
+    packed = _pack(weight, bias, int8)
     if packed is None:
         _column_major(weight)
     return packed
@@ -70,7 +63,7 @@ class Linear(nn.Linear):
         return _linear(x, self.weight, self.bias, None if self.training else self.packed)
 
     def prepare_inference(self, int8: bool = False) -> None:
-        self.packed = _prepare(self.weight, int8)
+        self.packed = _prepare(self.weight, self.bias, int8)
 
     def release_inference(self) -> None:
         self.packed = None
@@ -171,7 +164,7 @@ class PackedSelfAttention(nn.Module):
         nn.init.xavier_uniform_(self.in_proj_weight)
 
     def prepare_inference(self, int8: bool = False) -> None:
-        self.packed_in = _prepare(self.in_proj_weight, int8)
+        self.packed_in = _prepare(self.in_proj_weight, self.in_proj_bias, int8)
 
     def release_inference(self) -> None:
         self.packed_in = None
