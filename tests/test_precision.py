@@ -89,7 +89,8 @@ def test_fp16_on_gpu_explicit_mappings_and_errors() -> None:
     with pytest.raises(ValueError, match="unknown networks \\['dit'\\]"):
         plan({"dit": "bf16"}, AMX)
     line = describe_plan("bf16", plan("bf16", AVX2), AVX2)
-    assert line == "precision bf16 on cpu (AVX2, bf16 kernels: none, int8 kernel: fbgemm): gpt=bf16 sovits=fp32 vocoder=fp32 hubert=fp32"
+    assert line == ("precision bf16 on cpu (AVX2, bf16 kernels: none, int8 kernel: fbgemm): "
+                    "gpt=bf16 sovits=fp32 vocoder=fp32 hubert=fp32")  # fmt: skip
 
 
 def test_forcing_the_probe_off(monkeypatch) -> None:
