@@ -46,7 +46,7 @@ from mockvox.models.hubert import SAMPLE_RATE as HUBERT_RATE
 from mockvox.models.hubert import pad_prompt
 from mockvox.models.sovits_v4 import synthesize as synthesize_v4
 from mockvox.models.t2s_decode import SamplingConfig, decode_steps, generate
-from mockvox.text.bert import phones_and_bert
+from mockvox.text.bert import phones_and_bert_many
 from mockvox.text.modes import MODE_ALIASES, MODES, normalize_mode, segments_for_mode
 from mockvox.text.split import METHODS, SPLITS, split_text
 from mockvox.text.symbols import cleaned_text_to_sequence
@@ -56,6 +56,7 @@ log = logging.getLogger(__name__)
 LANGUAGES = MODES + tuple(MODE_ALIASES)
 REF_SECONDS = (3.0, 10.0)  # official: 48000-160000 samples at 16 kHz
 SPEED_RANGE = (0.25, 4.0)
+TEXT_CACHE_SIZE = 256  # fragments whose phones and BERT features a Synthesizer keeps
 RefAudio = str | Path | tuple[np.ndarray, int] | tuple[int, np.ndarray]
 Progress = Callable[[int, int], None]
 
@@ -223,6 +224,9 @@ class Synthesizer:
         self.voice = voice
         self.cache_size = cache_size
         self._cache: cachetools.LRUCache[tuple[str, str, str], Prompt] = cachetools.LRUCache(maxsize=cache_size)
+        self._texts: cachetools.LRUCache[tuple[str, str], tuple[list[int], torch.Tensor]] = cachetools.LRUCache(
+            maxsize=TEXT_CACHE_SIZE
+        )  # phones and BERT features per (fragment, mode): repeated sentences skip the frontend
         self._lock = threading.Lock()
 
     @property
@@ -232,21 +236,35 @@ class Synthesizer:
     # --- text ---------------------------------------------------------------------------------------------------------
     def phones_and_bert(self, text: str, mode: str) -> tuple[list[int], torch.Tensor]:
         """Phone ids and BERT features ``[1024, n]`` (zeros everywhere when the voice has no BERT)."""
-        if self.voice.bert is not None:
-            phones, bert, _ = phones_and_bert(text, mode, self.voice.bert)
-            return phones, bert.float()
-        phones = cleaned_text_to_sequence([p for s in segments_for_mode(text, mode) for p in s.phones])
-        return phones, torch.zeros(self.voice.gpt.config.bert_dim, len(phones))
+        return self.phones_and_bert_many([text], mode)[0]
+
+    def phones_and_bert_many(self, texts: list[str], mode: str) -> list[tuple[list[int], torch.Tensor]]:
+        """:meth:`phones_and_bert` for several fragments: cached per fragment, the rest through one BERT batch."""
+        with self._lock:
+            known = {t: self._texts.get((t, mode)) for t in texts}
+        todo = list(dict.fromkeys(t for t in texts if known[t] is None))
+        if todo and self.voice.bert is not None:
+            made = [(phones, bert.float()) for phones, bert, _ in phones_and_bert_many(todo, mode, self.voice.bert)]
+        else:
+            made = []
+            for t in todo:
+                phones = cleaned_text_to_sequence([p for s in segments_for_mode(t, mode) for p in s.phones])
+                made.append((phones, torch.zeros(self.voice.gpt.config.bert_dim, len(phones))))
+        with self._lock:
+            for t, item in zip(todo, made, strict=True):
+                known[t] = self._texts[(t, mode)] = item
+        return [known[t] for t in texts]
 
     def text_units(self, text: str, mode: str, split: str) -> list[TextUnit]:
-        """Split a target text (``split_text``) and convert each fragment."""
+        """Split a target text (``split_text``) and convert each fragment (one BERT batch for all of them)."""
         try:
             pieces = split_text(text, split, mode)
         except ValueError as err:
             raise SynthesisError(f"text: {err}") from err
         if not pieces:
             raise SynthesisError("text has nothing to read")
-        return [TextUnit(piece, *self.phones_and_bert(piece, mode)) for piece in pieces]
+        items = self.phones_and_bert_many(pieces, mode)
+        return [TextUnit(piece, *item) for piece, item in zip(pieces, items, strict=True)]
 
     # --- prompt -------------------------------------------------------------------------------------------------------
     def prompt(self, ref_audio: RefAudio, prompt_text: str, prompt_lang: str) -> Prompt:

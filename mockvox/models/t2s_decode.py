@@ -162,7 +162,7 @@ def decode_steps(
             xin = model.ar_audio_embedding(y[:, -1:]) + pe.alpha * pe.table(p + step + 1)[p + step]
             if key_valid is not None:  # padded texts: keep their left padding out of reach
                 key_valid = torch.cat([key_valid, key_valid.new_ones(key_valid.shape[0], 1)], dim=1)
-            h = model.h(xin, None if key_valid is None else key_valid[:, None, None, :], cache)
+            h = model.h.step(xin, None if key_valid is None else key_valid[:, None, None, :], cache)
 
 
 def generate(

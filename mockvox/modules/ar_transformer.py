@@ -245,6 +245,30 @@ class ARTransformer(nn.Module):
         attn = self.layers[0].self_attn
         return KVCache(len(self.layers), batch, attn.heads, attn.head_dim, capacity, like)
 
+    @torch.inference_mode()
+    def step(self, x: torch.Tensor, mask: torch.Tensor | None, cache: KVCache) -> torch.Tensor:
+        """One new position per row (``x`` [B, 1, C]) against the cache: :meth:`forward`'s math in inference.
+
+        The decoding hot path: no module calls, the keys/values written in place, the packed weights called
+        directly. ``mask`` as in :meth:`forward` (None when no row is padded).
+        """
+        cache.ensure(cache.length + 1)
+        n, b, c = cache.length, x.shape[0], x.shape[-1]
+        for i, layer in enumerate(self.layers):
+            a, l1, l2 = layer.self_attn, layer.linear1, layer.linear2
+            qkv = _linear(x, a.in_proj_weight, a.in_proj_bias, a.packed_in).view(b, 3, a.heads, 1, a.head_dim)
+            keys, values = cache.k[i], cache.v[i]
+            keys[:, :, n : n + 1] = qkv[:, 1]
+            values[:, :, n : n + 1] = qkv[:, 2]
+            o = F.scaled_dot_product_attention(qkv[:, 0], keys[:, :, : n + 1], values[:, :, : n + 1], attn_mask=mask)
+            o = _linear(o.view(b, 1, c), a.out_proj.weight, a.out_proj.bias, a.out_proj.packed)
+            x = F.layer_norm(x + o, (c,), layer.norm1.weight, layer.norm1.bias, layer.norm1.eps)
+            h = _linear(x, l1.weight, l1.bias, l1.packed).relu_()
+            x = F.layer_norm(x + _linear(h, l2.weight, l2.bias, l2.packed), (c,), layer.norm2.weight,
+                             layer.norm2.bias, layer.norm2.eps)  # fmt: skip
+        cache.length += 1
+        return x
+
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, cache: KVCache | None = None) -> torch.Tensor:
         """Run all layers; with a cache, append the keys/values of ``x`` to it."""
         if cache is not None:

@@ -104,6 +104,15 @@ def test_split_methods_give_one_fragment_per_piece(synths, reference, split, bat
     assert all(sr == 32000 and len(a) == _expected_len("v2", 11, interval=0.1) for sr, a in frags)
 
 
+def test_fragments_are_converted_once_and_cached(synths) -> None:
+    synth = synths["v2"]
+    units = synth.text_units(NINE, "en", "cut1")
+    again = synth.text_units(NINE, "en", "cut1")
+    assert len(units) == len(again) > 1
+    assert all(a.bert is b.bert and a.phones == b.phones for a, b in zip(units, again, strict=True))  # from the cache
+    assert synth.phones_and_bert(units[0].text, "en")[1] is units[0].bert
+
+
 def test_prompt_is_cached_and_built_like_upstream(synths, reference) -> None:
     synth = synths["v4"]
     path, audio, sr = reference

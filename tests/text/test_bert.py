@@ -50,3 +50,21 @@ def test_missing_model_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(FileNotFoundError, match="chinese-roberta"):
         load_bert(tmp_path / "absent-model-folder", local_files_only=True)
+
+
+def test_one_batch_for_many_fragments_gives_each_fragment_its_own_features(tiny_bert):
+    from mockvox.text.bert import phones_and_bert_many
+
+    texts = ["我们今天去学校.", "你好!", "我爱Python和你", "学校"]
+    batched = phones_and_bert_many(texts, "zh", tiny_bert)
+    for text, (ids, feats, norm) in zip(texts, batched, strict=True):
+        one_ids, one_feats, one_norm = phones_and_bert(text, "zh", tiny_bert)
+        assert ids == one_ids and norm == one_norm and feats.shape == one_feats.shape
+        assert torch.allclose(feats, one_feats, atol=1e-5)  # padding changes nothing beyond float error
+    calls = []
+    hook = tiny_bert.model.register_forward_hook(lambda *_: calls.append(1))
+    try:
+        phones_and_bert_many(texts, "zh", tiny_bert)
+    finally:
+        hook.remove()
+    assert len(calls) == 1
