@@ -1,9 +1,15 @@
-"""GPT (Text2Semantic) decoding speed: tok/s in fp32 and reduced precision, plus greedy agreement with fp32.
+"""GPT (Text2Semantic) decoding speed against the memory-bandwidth ceiling, the official op sequence and fp32.
 
-Workload of the official CPU timing (reference gpt-sovits.md §9): 140 phones (40 prompt + 100 target) + 125 prompt
-tokens, 200 generated tokens, full-size model with random weights (official upstream: 4.3 s = 46 tok/s, 2 threads).
+Workload of the official CPU timing (reference gpt-sovits.md section 9): 140 phones (40 prompt + 100 target) + 125
+prompt tokens, 200 generated tokens, full-size model with random weights. Decoding one token reads every weight once,
+so tokens/s can never pass (mat-vec bandwidth / bytes of weights read per token): the ceiling printed for every
+variant, with the bandwidth measured in the same run (an fp32 GEMV over 1 GiB). Variants, timed interleaved:
+``official`` = the upstream data flow (row-major F.linear, K/V grown by torch.cat, greedy), ``fp32-eager`` = our
+decoding with the Python step loop, ``fp32`` / ``bf16`` / ``int8`` = the TorchScript step on each weight format
+(int8: FBGEMM weight-only, see mockvox.precision). ``--e2e`` adds the SoVITS v2 decode of the 200 codes (8 s of
+audio) to each plan's GPT time: the end-to-end real-time factor.
 
-    python benchmarks/bench_gpt.py [--threads 2] [--tokens 200] [--repeats 3] [--dtypes fp32,bf16] [--device cpu]
+    python benchmarks/bench_gpt.py [--threads 2] [--tokens 200] [--repeats 3] [--variants official,fp32,int8] [--e2e]
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import torch.nn.functional as F
 
 from mockvox.models.t2s import Text2Semantic
 from mockvox.models.t2s_decode import SamplingConfig, generate
-from mockvox.precision import hardware_line
+from mockvox.precision import capabilities, describe_plan, hardware_line, plan
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16, "int8": torch.float32}
 
@@ -107,50 +113,156 @@ def _timed(fn) -> tuple[float, float]:
     return time.perf_counter() - w, time.process_time() - c
 
 
+def matvec_bandwidth(device: str = "cpu", gib: float = 1.0, repeats: int = 5) -> float:
+    """GB/s of an fp32 matrix-vector product over ``gib`` GiB of weights (more than any CPU cache): the rate at which
+    decoding can read its weights."""
+    rows = int(gib * 2**30 / 4 / 4096)
+    w = torch.randn(rows, 4096, device=device)
+    x = torch.randn(4096, device=device)
+    best = float("inf")
+    for _ in range(repeats):
+        if device != "cpu":
+            torch.cuda.synchronize()
+        t = time.perf_counter()
+        torch.mv(w, x)
+        if device != "cpu":
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - t)
+    return w.numel() * 4 / best / 1e9
+
+
+def weight_bytes(model: Text2Semantic) -> int:
+    """Bytes of weight matrices one decoding step reads, in the format each linear holds them (packed int8: one byte
+    per weight plus its scales)."""
+    from mockvox.modules.packed import Int8Dynamic, Int8Pack
+
+    total = 0
+    linears = [model.ar_predict_layer]
+    for layer in model.h.layers:
+        a = layer.self_attn
+        linears += [a.out_proj, layer.linear1, layer.linear2]
+        total += _bytes(a.in_proj_weight, a.packed_in, Int8Dynamic, Int8Pack)
+    return total + sum(_bytes(m.weight, m.packed, Int8Dynamic, Int8Pack) for m in linears)
+
+
+def _bytes(weight: torch.Tensor, packed, *int8_kinds) -> int:
+    if isinstance(packed, int8_kinds):
+        return weight.numel() + 4 * weight.shape[0]
+    return weight.numel() * weight.element_size()
+
+
+def _variant(name: str, device: str) -> Text2Semantic | None:
+    if name == "official":
+        return random_model().to(device)
+    base = name.removesuffix("-eager")
+    if base not in DTYPES:
+        raise SystemExit(f"unknown variant {name!r}; accepted: official, fp32-eager, {', '.join(DTYPES)}")
+    return random_model().to(device).prepare_inference(DTYPES[base], int8_weights=base == "int8")
+
+
+def _runner(name: str, model, x, bert, prompts):
+    if name == "official":
+        return lambda n: upstream_style_decode(model, x, bert, prompts, n)
+    eager = name.endswith("-eager")
+
+    def run(n: int) -> float:
+        before = os.environ.get("MOCKVOX_GPT_STEP")
+        os.environ["MOCKVOX_GPT_STEP"] = "eager" if eager else "script"
+        try:
+            return decode(model, x, bert, prompts, n)[1]
+        finally:
+            os.environ.pop("MOCKVOX_GPT_STEP") if before is None else os.environ.update(MOCKVOX_GPT_STEP=before)
+
+    return run
+
+
+def sovits_decode_seconds(dtype: torch.dtype, codes: int, repeats: int) -> float:
+    """Best wall time of the SoVITS v2 decode of ``codes`` codes (as bench_sovits_v2.py: 100 phones, 250-frame
+    reference)."""
+    from mockvox.models.sovits_v2 import SynthesizerTrn
+
+    torch.manual_seed(0)
+    model = SynthesizerTrn(use_enc_q=False).eval().to(dtype)
+    g = torch.Generator().manual_seed(0)
+    args = (torch.randint(0, 1024, (1, 1, codes), generator=g), torch.randint(1, 732, (1, 100), generator=g),
+            torch.rand(1, 1025, 250, generator=g))  # fmt: skip
+    model.decode(*args, noise_scale=0.5)  # warm-up
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        with torch.inference_mode():
+            model.decode(*args, noise_scale=0.5)
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--tokens", type=int, default=200)
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--dtypes", default="fp32,bf16,int8", help="fp32, bf16, fp16 (GPU), int8 (weight-only, CPU)")
+    ap.add_argument("--variants", default="official,fp32-eager,fp32,bf16,int8",
+                    help="official, fp32-eager, fp32, bf16, fp16 (GPU), int8 (weight-only, CPU)")  # fmt: skip
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--no-baseline", action="store_true", help="skip the upstream-style decoding loop")
+    ap.add_argument("--e2e", action="store_true", help="add the SoVITS v2 decode of the codes: end-to-end RTF")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     x, bert, prompts = (t.to(args.device) for t in workload())
     print(f"device {args.device}, threads {torch.get_num_threads()}, torch {torch.__version__}")
     print(hardware_line(args.device))
+    caps = capabilities(args.device)
+    print(describe_plan("int8", plan("int8", caps), caps))
     print(f"workload: {x.numel()} phones + {prompts.shape[1]} prompt tokens -> {args.tokens} tokens")
-    runs = {}  # name -> (model, callable); repeats are interleaved so that load changes hit every variant alike
-    if not args.no_baseline:
-        base = random_model().to(args.device)
-        runs["upstream-style fp32"] = (base, lambda n, m=base: upstream_style_decode(m, x, bert, prompts, n))
-    for name in args.dtypes.split(","):
-        model = random_model().to(args.device).prepare_inference(DTYPES[name], int8_weights=name == "int8")
-        runs[name] = (model, lambda n, m=model: decode(m, x, bert, prompts, n))
-    for _, fn in runs.values():
+    bandwidth = matvec_bandwidth(args.device)
+    print(f"mat-vec bandwidth: {bandwidth:.1f} GB/s (fp32 GEMV over 1 GiB)")
+    names = args.variants.split(",")
+    models = {name: _variant(name, args.device) for name in names}
+    runs = {name: _runner(name, models[name], x, bert, prompts) for name in names}
+    for fn in runs.values():
         fn(8)  # warm-up
     if args.device == "cpu":
         print("load average before: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
     times = {name: [] for name in runs}
-    for _ in range(args.repeats):
-        for name, (_, fn) in runs.items():
+    for _ in range(args.repeats):  # interleaved, so that load changes hit every variant alike
+        for name, fn in runs.items():
             times[name].append(_timed(lambda fn=fn: fn(args.tokens)))
     if args.device == "cpu":
         print("load average after:  {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
     ref = random_model().to(args.device).prepare_inference()
     greedy_ref = decode(ref, x, bert, prompts, args.tokens, top_k=1)[0]
-    for name, (model, _) in runs.items():
-        wall = min(t[0] for t in times[name])
-        cpu = min(t[1] for t in times[name])
-        line = f"{name:20s} {args.tokens / wall:6.1f} tok/s (best of {args.repeats}: {wall:5.2f} s, CPU {cpu:5.2f} s)"
-        if name not in ("fp32", "upstream-style fp32"):
-            greedy = decode(model, x, bert, prompts, args.tokens, top_k=1)[0]
+    walls = {name: min(t[0] for t in times[name]) for name in runs}
+    base = walls.get("official")
+    fp32 = walls.get("fp32")
+    print(f"{'variant':12s} {'tok/s':>7s} {'ms/tok':>7s} {'weights':>8s} {'ceiling':>8s} {'of ceil':>7s} "
+          f"{'vs official':>11s} {'vs fp32':>7s}  agreement with fp32 (greedy / teacher-forced top-1)")  # fmt: skip
+    for name in runs:
+        wall, cpu = walls[name], min(t[1] for t in times[name])
+        nbytes = weight_bytes(models[name]) if name != "official" else weight_bytes(ref)
+        ceiling = bandwidth * 1e9 / nbytes
+        rate = args.tokens / wall
+        line = (
+            f"{name:12s} {rate:7.1f} {wall / args.tokens * 1e3:7.2f} {nbytes / 1e6:6.0f}MB {ceiling:6.0f}/s "
+            f"{rate / ceiling:7.0%} {base / wall if base else float('nan'):10.2f}x "
+            f"{fp32 / wall if fp32 else float('nan'):6.2f}x  "
+        )
+        if name not in ("official",):
+            greedy = decode(models[name], x, bert, prompts, args.tokens, top_k=1)[0]
             same = (greedy == greedy_ref).float().mean().item()
             prefix = int((greedy != greedy_ref).int().cumsum(0).eq(0).sum())
-            tf = teacher_forced_agreement(ref, model, x, bert, prompts, greedy_ref)
-            line += f"  greedy vs fp32: {same:.0%} equal, first {prefix} identical, teacher-forced top-1 {tf:.1%}"
-        print(line, flush=True)
+            tf = teacher_forced_agreement(ref, models[name], x, bert, prompts, greedy_ref)
+            line += f"{same:.0%} equal (first {prefix} identical) / {tf:.1%}"
+        print(line + f"  [CPU {cpu:.2f} s]", flush=True)
+    if args.e2e:
+        audio = args.tokens / 25
+        print(f"end to end: GPT {args.tokens} tokens + SoVITS v2 decode of {audio:.0f} s of audio")
+        for name in runs:
+            if name == "official" or name.endswith("-eager"):
+                continue
+            chosen = plan(name if name in ("bf16", "int8") else "fp32", caps)["sovits"]
+            dec = sovits_decode_seconds(chosen, args.tokens, args.repeats)
+            total = walls[name] + dec
+            print(f"  {name:6s} GPT {walls[name]:5.2f} s + SoVITS ({str(chosen).removeprefix('torch.')}) {dec:5.2f} s "
+                  f"= {total:5.2f} s, RTF {total / audio:.3f}")  # fmt: skip
 
 
 if __name__ == "__main__":

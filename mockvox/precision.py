@@ -9,9 +9,9 @@ only AMX tiles make bf16 convolutions and GEMMs faster than fp32, AVX512-BF16 al
 | hardware | GPT (bandwidth-bound GEMV) | SoVITS, DiT, vocoder, HuBERT (convolutions, GEMMs) |
 |---|---|---|
 | CUDA with bf16 | bf16 | bf16 |
-| CPU with AMX (oneDNN bf16 on tiles) | bf16, oneDNN-packed | bf16 |
+| CPU with AMX (oneDNN bf16 on tiles) | bf16, oneDNN-packed (1.3x fp32; int8: 2.7x) | bf16 |
 | CPU with oneDNN bf16 but no AMX (AVX-512, AVX512-BF16) | bf16, oneDNN-packed | fp32 (1.3-5x slower in bf16) |
-| CPU without oneDNN bf16 (AVX2) | bf16, plain matmul | fp32 (8-190x slower in bf16) |
+| CPU without oneDNN bf16 (AVX2) | fp32 (plain bf16: 0.76x the fp32 step; int8: 2.3x) | fp32 (8-190x slower in bf16) |
 
 The kernel-level probes (:func:`onednn_bf16`) guard every oneDNN bf16 call, so a network cast to bf16 by hand still
 runs (through the plain kernels) where oneDNN has no bf16 path. ``MOCKVOX_CPU_BF16=off`` makes the probes answer
@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 NAMES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16, "int8": torch.int8}
 INT8_NETWORKS = {"gpt"}  # int8 weight-only is implemented for the GPT (bandwidth-bound decoding) only
 NETWORKS = ("gpt", "sovits", "vocoder", "hubert")
-_BANDWIDTH_BOUND = {"gpt"}  # decoding reads every weight once per token: halving the bytes pays on any CPU
+_BANDWIDTH_BOUND = {"gpt"}  # decoding reads every weight once per token: halving the bytes pays where oneDNN packs
 
 
 @dataclass(frozen=True)
@@ -135,7 +135,7 @@ def _fast(dtype: torch.dtype, network: str, caps: Capabilities) -> bool:
         return caps.device == "cpu"  # fp16 on a CPU is refused by plan(); other devices stay fp32
     if caps.fast_bf16:
         return True
-    return network in _BANDWIDTH_BOUND and caps.isa != "DEFAULT"  # vector bf16 conversions at least (AVX2)
+    return network in _BANDWIDTH_BOUND and caps.onednn_bf16  # the plain bf16 matmul loses to fp32 (AVX2)
 
 
 def describe_plan(requested: str | Mapping[str, str], chosen: Mapping[str, torch.dtype], caps: Capabilities) -> str:

@@ -25,7 +25,7 @@ OLD_CPU = Capabilities("cpu", "DEFAULT", onednn_bf16=False, fast_bf16=False)
 @pytest.mark.parametrize(
     ("caps", "expected"),
     [
-        (AVX2, {"gpt": BF, "sovits": FP, "vocoder": FP, "hubert": FP}),
+        (AVX2, {"gpt": FP, "sovits": FP, "vocoder": FP, "hubert": FP}),  # plain bf16 GEMV: slower than fp32
         (AVX512, {"gpt": BF, "sovits": FP, "vocoder": FP, "hubert": FP}),
         (AMX, {"gpt": BF, "sovits": BF, "vocoder": BF, "hubert": BF}),
         (OLD_CPU, {"gpt": FP, "sovits": FP, "vocoder": FP, "hubert": FP}),
@@ -90,7 +90,7 @@ def test_fp16_on_gpu_explicit_mappings_and_errors() -> None:
         plan({"dit": "bf16"}, AMX)
     line = describe_plan("bf16", plan("bf16", AVX2), AVX2)
     assert line == ("precision bf16 on cpu (AVX2, bf16 kernels: none, int8 kernel: fbgemm): "
-                    "gpt=bf16 sovits=fp32 vocoder=fp32 hubert=fp32")  # fmt: skip
+                    "gpt=fp32 sovits=fp32 vocoder=fp32 hubert=fp32")  # fmt: skip
 
 
 def test_forcing_the_probe_off(monkeypatch) -> None:
@@ -145,7 +145,7 @@ _AVX2_SCRIPT = textwrap.dedent(
     ref = (audio[sr // 2 : sr // 2 + 5 * sr], sr)
     folder = write_v4(Path(sys.argv[1]) / "v4")
     every = dict.fromkeys(("gpt", "sovits", "vocoder", "hubert"), "bf16")
-    for precision in ("bf16", every):  # the plan, and every network in bf16 through the plain kernels
+    for precision in ("bf16", every, "int8"):  # the plans, and every network in bf16 through the plain kernels
         voice = load_voice(folder, precision=precision)
         params = SynthesisParams(seed=0, max_tokens=6, sample_steps=2)
         rate, wav = Synthesizer(voice).synthesize(ref, "Hello there.", "en", "Good morning.", "en", params)
@@ -166,8 +166,9 @@ def test_bf16_paths_run_on_onednn_without_bf16(tmp_path) -> None:
     assert run.returncode == 0, run.stderr[-3000:]
     lines = run.stdout.strip().splitlines()
     assert lines[-1] == "ok"
-    assert "'sovits': 'torch.float32'" in lines[0] and "'gpt': 'torch.bfloat16'" in lines[0]  # the AVX2 plan
-    assert "'sovits': 'torch.bfloat16'" in lines[1]
+    assert "'sovits': 'torch.float32'" in lines[0] and "'gpt': 'torch.float32'" in lines[0]  # the AVX2 plan
+    assert "'sovits': 'torch.bfloat16'" in lines[1] and "'gpt': 'torch.bfloat16'" in lines[1]
+    assert "'gpt': 'torch.int8'" in lines[2] and "'sovits': 'torch.float32'" in lines[2]  # int8 runs on AVX2
 
 
 @pytest.mark.parametrize("isa", ["AVX512_CORE", "AVX512_CORE_BF16"])
