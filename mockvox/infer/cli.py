@@ -26,9 +26,10 @@ def _config(args):
 
 
 def _source(args):
-    from mockvox.infer.voices import VoiceSource
+    from mockvox.infer.voices import VoiceSource, apply_threads
 
     cfg = _config(args)
+    apply_threads(cfg)
     return VoiceSource.from_config(cfg), cfg
 
 

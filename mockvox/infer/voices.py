@@ -55,6 +55,15 @@ class VoiceSource:
         return download_voice(self.registry, self.model_id(ref), self.cache_dir)
 
 
+def apply_threads(cfg: DictConfig) -> None:
+    """``threads`` of ``conf/infer.yaml``: torch's intra-op threads for this process (0 leaves torch's default)."""
+    threads = int(cfg.get("threads") or 0)
+    if threads < 0:
+        raise ValueError(f"threads must be >= 0 (0 = all cores), got {threads}")
+    if threads:
+        torch.set_num_threads(threads)
+
+
 def open_voice(ref: str, source: VoiceSource, device: str = "cpu", precision: str | Mapping = "fp32") -> Synthesizer:
     """One voice, loaded anew (no cache; pretrained parts shared with the process's other voices) -> synthesizer."""
     folder = source.folder(ref)
@@ -149,7 +158,8 @@ class VoiceCache:
 
     @classmethod
     def from_config(cls, cfg: DictConfig) -> VoiceCache:
-        """From a composed ``conf/infer.yaml``."""
+        """From a composed ``conf/infer.yaml`` (its ``threads`` applies to this process)."""
+        apply_threads(cfg)
         max_bytes = int(float(cfg.cache.max_gb) * 2**30) if cfg.cache.get("max_gb") else None
         return cls(VoiceSource.from_config(cfg), int(cfg.cache.max_voices), max_bytes, cfg.device, cfg.precision)
 

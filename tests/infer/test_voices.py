@@ -202,3 +202,21 @@ def test_two_v4_voices_on_one_base_hold_the_base_once(v4_store, store) -> None:
     cache.clear()
     gc.collect()
     assert base() is None  # the last voice on the base gone: the base is freed too
+
+
+def test_threads_setting_applies_to_the_process() -> None:
+    import torch
+    from omegaconf import OmegaConf
+
+    from mockvox.infer.voices import apply_threads
+
+    before = torch.get_num_threads()
+    try:
+        apply_threads(OmegaConf.create({"threads": 1}))
+        assert torch.get_num_threads() == 1
+        apply_threads(OmegaConf.create({"threads": 0}))  # 0: leave torch's choice alone
+        assert torch.get_num_threads() == 1
+        with pytest.raises(ValueError, match="threads must be >= 0"):
+            apply_threads(OmegaConf.create({"threads": -2}))
+    finally:
+        torch.set_num_threads(before)
