@@ -4,10 +4,11 @@ Workload of the official CPU timing (reference gpt-sovits.md section 9): 140 pho
 prompt tokens, 200 generated tokens, full-size model with random weights. Decoding one token reads every weight once,
 so tokens/s can never pass (mat-vec bandwidth / bytes of weights read per token): the ceiling printed for every
 variant, with the bandwidth measured in the same run (an fp32 GEMV over 1 GiB). Variants, timed interleaved:
-``official`` = the upstream data flow (row-major F.linear, K/V grown by torch.cat, greedy), ``fp32-eager`` = our
-decoding with the Python step loop, ``fp32`` / ``bf16`` / ``int8`` = the TorchScript step on each weight format
-(int8: FBGEMM weight-only, see mockvox.precision). ``--e2e`` adds the SoVITS v2 decode of the 200 codes (8 s of
-audio) to each plan's GPT time: the end-to-end real-time factor.
+``official`` = the upstream data flow (row-major F.linear, K/V grown by torch.cat, greedy), ``fp32-eager`` (any
+format) = our decoding with the Python step loop and no CUDA graphs, ``fp32`` / ``bf16`` / ``int8`` = the TorchScript
+step on each weight format on a CPU (int8: FBGEMM weight-only, see mockvox.precision), the CUDA-graph step on a GPU.
+``--e2e`` adds the SoVITS v2 decode of the 200 codes (8 s of audio) to each plan's GPT time: the end-to-end real-time
+factor.
 
     python benchmarks/bench_gpt.py [--threads 2] [--tokens 200] [--repeats 3] [--variants official,fp32,int8] [--e2e]
 """
@@ -60,7 +61,9 @@ def workload(seed: int = 1, phones: int = 140, prompt_phones: int = 40, prompt_t
 def decode(model, x, bert, prompts, tokens: int, top_k: int = 15) -> tuple[torch.Tensor, float]:
     cfg = SamplingConfig(top_k=top_k, early_stop_num=tokens - 1, min_steps=tokens)  # exactly `tokens` steps
     t0 = time.perf_counter()
-    res = generate(model, [x], [bert], prompts, cfg, torch.Generator().manual_seed(0))[0]
+    res = generate(model, [x], [bert], prompts, cfg, torch.Generator(x.device).manual_seed(0))[0]
+    if x.device.type == "cuda":
+        torch.cuda.synchronize()
     return res.sampled, time.perf_counter() - t0
 
 
@@ -71,9 +74,9 @@ def upstream_style_decode(model: Text2Semantic, x, bert, prompts, tokens: int) -
     t0 = time.perf_counter()
     xy = torch.cat([model.embed_text(x[None], bert[None]), model.embed_audio(prompts)], dim=1)
     nx, n = x.numel(), xy.shape[1]
-    allowed = torch.ones(n, n, dtype=torch.bool)
+    allowed = torch.ones(n, n, dtype=torch.bool, device=x.device)
     allowed[:nx, nx:] = False
-    allowed[nx:, nx:] = torch.ones(n - nx, n - nx, dtype=torch.bool).tril()
+    allowed[nx:, nx:] = torch.ones(n - nx, n - nx, dtype=torch.bool, device=x.device).tril()
     caches, h, mask = [], xy, allowed[None, None]
     pe = model.ar_audio_position
     for step in range(tokens):
@@ -99,7 +102,8 @@ def upstream_style_decode(model: Text2Semantic, x, bert, prompts, tokens: int) -
 def teacher_forced_agreement(ref, model, x, bert, prompts, tokens: torch.Tensor) -> float:
     """Share of positions where ``model`` and ``ref`` have the same argmax along the fp32 greedy sequence."""
     y = torch.cat([prompts[0], tokens]).unsqueeze(0)
-    args = (x.unsqueeze(0), torch.tensor([x.numel()]), y, torch.tensor([y.shape[1]]), bert.unsqueeze(0))
+    lengths = torch.tensor([x.numel()], device=x.device), torch.tensor([y.shape[1]], device=x.device)
+    args = (x.unsqueeze(0), lengths[0], y, lengths[1], bert.unsqueeze(0))
     a = ref.teacher_forced_logits(*args)[0].argmax(-1)
     b = model.teacher_forced_logits(*args)[0].argmax(-1)
     n = tokens.numel()
@@ -155,7 +159,7 @@ def _variant(name: str, device: str) -> Text2Semantic | None:
     if name == "official":
         return random_model().to(device)
     base = name.removesuffix("-eager")
-    if base not in DTYPES:
+    if base not in DTYPES or (base == "int8" and device != "cpu"):
         raise SystemExit(f"unknown variant {name!r}; accepted: official, fp32-eager, {', '.join(DTYPES)}")
     return random_model().to(device).prepare_inference(DTYPES[base], int8_weights=base == "int8")
 
@@ -166,32 +170,38 @@ def _runner(name: str, model, x, bert, prompts):
     eager = name.endswith("-eager")
 
     def run(n: int) -> float:
-        before = os.environ.get("MOCKVOX_GPT_STEP")
+        before = {k: os.environ.get(k) for k in ("MOCKVOX_GPT_STEP", "MOCKVOX_CUDA_GRAPHS")}
         os.environ["MOCKVOX_GPT_STEP"] = "eager" if eager else "script"
+        os.environ["MOCKVOX_CUDA_GRAPHS"] = "off" if eager else "auto"
         try:
             return decode(model, x, bert, prompts, n)[1]
         finally:
-            os.environ.pop("MOCKVOX_GPT_STEP") if before is None else os.environ.update(MOCKVOX_GPT_STEP=before)
+            for k, v in before.items():
+                os.environ.pop(k) if v is None else os.environ.update({k: v})
 
     return run
 
 
-def sovits_decode_seconds(dtype: torch.dtype, codes: int, repeats: int) -> float:
+def sovits_decode_seconds(dtype: torch.dtype, codes: int, repeats: int, device: str = "cpu") -> float:
     """Best wall time of the SoVITS v2 decode of ``codes`` codes (as bench_sovits_v2.py: 100 phones, 250-frame
     reference)."""
     from mockvox.models.sovits_v2 import SynthesizerTrn
 
     torch.manual_seed(0)
-    model = SynthesizerTrn(use_enc_q=False).eval().to(dtype)
+    model = SynthesizerTrn(use_enc_q=False).eval().to(device, dtype)
     g = torch.Generator().manual_seed(0)
     args = (torch.randint(0, 1024, (1, 1, codes), generator=g), torch.randint(1, 732, (1, 100), generator=g),
-            torch.rand(1, 1025, 250, generator=g))  # fmt: skip
-    model.decode(*args, noise_scale=0.5)  # warm-up
+            torch.rand(1, 1025, 250, generator=g).to(dtype))  # fmt: skip
+    args = tuple(a.to(device) for a in args)
+    with torch.inference_mode():
+        model.decode(*args, noise_scale=0.5)  # warm-up
     best = float("inf")
     for _ in range(repeats):
         t = time.perf_counter()
         with torch.inference_mode():
             model.decode(*args, noise_scale=0.5)
+        if device != "cpu":
+            torch.cuda.synchronize()
         best = min(best, time.perf_counter() - t)
     return best
 
@@ -258,8 +268,8 @@ def main() -> None:
         for name in runs:
             if name == "official" or name.endswith("-eager"):
                 continue
-            chosen = plan(name if name in ("bf16", "int8") else "fp32", caps)["sovits"]
-            dec = sovits_decode_seconds(chosen, args.tokens, args.repeats)
+            chosen = plan(name if name in ("bf16", "int8", "fp16") else "fp32", caps)["sovits"]
+            dec = sovits_decode_seconds(chosen, args.tokens, args.repeats, args.device)
             total = walls[name] + dec
             print(f"  {name:6s} GPT {walls[name]:5.2f} s + SoVITS ({str(chosen).removeprefix('torch.')}) {dec:5.2f} s "
                   f"= {total:5.2f} s, RTF {total / audio:.3f}")  # fmt: skip

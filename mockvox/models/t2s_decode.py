@@ -81,8 +81,8 @@ def _embed_texts(model: Text2Semantic, phones: list[torch.Tensor], berts: list[t
     return x, valid
 
 
-def _prefill(model: Text2Semantic, phones, berts, prompts: torch.Tensor | None):
-    """Run ``[text ; prompt]`` through the model filling a new KV cache.
+def _prefill(model: Text2Semantic, phones, berts, prompts: torch.Tensor | None, cache=None):
+    """Run ``[text ; prompt]`` through the model filling ``cache`` (a new KV cache when None).
 
     Returns (hidden [B, T, C], cache, prompt ids [B, P], key validity [B, T] or None when nothing is padded).
     """
@@ -94,7 +94,7 @@ def _prefill(model: Text2Semantic, phones, berts, prompts: torch.Tensor | None):
     allowed = ~blocked_positions(nx, y.shape[1], x.device)[None, None]  # [1, 1, T, T]
     if key_valid is not None:
         allowed = allowed & key_valid[:, None, None, :]
-    cache = model.h.new_cache(b, xy.shape[1] + 64, like=xy)
+    cache = cache if cache is not None else model.h.new_cache(b, xy.shape[1] + 64, like=xy)
     bias = torch.zeros(allowed.shape, dtype=xy.dtype, device=xy.device).masked_fill_(~allowed, float("-inf"))
     return model.h(xy, bias, cache), cache, y, key_valid  # an additive mask runs ~2x faster in CPU SDPA
 
@@ -118,16 +118,44 @@ def decode_steps(
     generator: torch.Generator | None = None,
     keep_logits: int = 0,
     timings: dict[str, float] | None = None,
+    static: bool | None = None,
 ) -> Iterator[Step]:
     """The KV-cache decoding loop as a generator: one :class:`Step` per sampled position, as soon as it is drawn.
 
     Prefill happens on the first ``next()`` (its seconds go to ``timings["prefill"]`` when given); the caller may
     stop iterating at any step (the cache goes with the generator). :func:`generate` collects the whole run;
-    streaming reads the tokens as they come.
+    streaming reads the tokens as they come. ``static``: the fixed-shape step of :mod:`mockvox.models.t2s_graph`
+    (CUDA graphs on a GPU); None = on a CUDA device for one text when graphs are enabled.
     """
+    runner = _static_runner(model, phones, prompts, cfg, static)
+    try:
+        yield from _decode(model, phones, berts, prompts, cfg, generator, keep_logits, timings, runner)
+    finally:
+        if runner is not None:
+            runner.release()
+
+
+def _static_runner(model: Text2Semantic, phones, prompts, cfg: SamplingConfig, static: bool | None):
+    """A claimed static-step runner for this run, or None (the dynamic step)."""
+    from mockvox.models.t2s_graph import graphs_enabled, static_runner
+
+    device = model.ar_predict_layer.weight.device
+    if static is None:
+        static = device.type == "cuda" and graphs_enabled()
+    if not static or len(phones) != 1:
+        return None
+    like = model.ar_predict_layer.weight[:1, :1]
+    runner = static_runner(model.h, like.to(model.ar_audio_position.alpha.dtype))
+    needed = len(phones[0]) + (0 if prompts is None else prompts.shape[1]) + cfg.max_steps + 1
+    if needed > runner.capacity or runner.claim() is None:
+        return None  # too long for the static cache, or another request decodes with it: the dynamic step
+    return runner
+
+
+def _decode(model, phones, berts, prompts, cfg, generator, keep_logits, timings, runner) -> Iterator[Step]:
     start = time.perf_counter()
     with torch.inference_mode():
-        h, cache, y, key_valid = _prefill(model, phones, berts, prompts)
+        h, cache, y, key_valid = _prefill(model, phones, berts, prompts, None if runner is None else runner.cache)
     if timings is not None:
         timings["prefill"] = time.perf_counter() - start
     p, pe = y.shape[1], model.ar_audio_position
@@ -145,7 +173,7 @@ def decode_steps(
             done = torch.ones_like(eos) if cap else eos
             finished: dict[int, Generated] = {}
             live = rows
-            if bool(done.any()):
+            if (cap or step >= cfg.min_steps) and bool(done.any()):  # no EOS possible yet: no host read
                 for r in done.nonzero()[:, 0].tolist():
                     finished[rows[r]] = Generated(y[r, p:].clone(), bool(eos[r]), step, raw_logits[rows[r]])
                 keep = (~done).nonzero()[:, 0]
@@ -162,7 +190,10 @@ def decode_steps(
             xin = model.ar_audio_embedding(y[:, -1:]) + pe.alpha * pe.table(p + step + 1)[p + step]
             if key_valid is not None:  # padded texts: keep their left padding out of reach
                 key_valid = torch.cat([key_valid, key_valid.new_ones(key_valid.shape[0], 1)], dim=1)
-            h = model.h.step(xin, None if key_valid is None else key_valid[:, None, None, :], cache)
+            if runner is not None:
+                h = runner(xin)
+            else:
+                h = model.h.step(xin, None if key_valid is None else key_valid[:, None, None, :], cache)
 
 
 def generate(
@@ -173,6 +204,7 @@ def generate(
     cfg: SamplingConfig = SamplingConfig(),
     generator: torch.Generator | None = None,
     keep_logits: int = 0,
+    static: bool | None = None,
 ) -> list[Generated]:
     """Decode semantic tokens for B texts sharing one prompt length (the whole run of :func:`decode_steps`).
 
@@ -183,7 +215,7 @@ def generate(
         keep_logits: store the raw logits of the first ``keep_logits`` steps in each result.
     """
     results: list[Generated | None] = [None] * len(phones)
-    for step in decode_steps(model, phones, berts, prompts, cfg, generator, keep_logits):
+    for step in decode_steps(model, phones, berts, prompts, cfg, generator, keep_logits, static=static):
         for i, res in step.finished.items():
             results[i] = res
     return results

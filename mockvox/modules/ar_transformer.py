@@ -289,6 +289,36 @@ class ARTransformerLayer(nn.Module):
         return self.norm2(x + self.dropout2(ff))
 
 
+def layer_step(
+    layer: ARTransformerLayer,
+    x: torch.Tensor,
+    mask: torch.Tensor | None,
+    keys: torch.Tensor,
+    values: torch.Tensor,
+    at: int | torch.Tensor,
+    length: int,
+) -> torch.Tensor:
+    """One layer of the decoding step in plain PyTorch: ``x`` [B, 1, C]'s key/value written at position ``at`` (an
+    int, or a one-element device tensor so that a CUDA graph can replay it at any position), attention over the first
+    ``length`` cache positions under ``mask`` (positions not yet written must be masked when ``length`` reaches past
+    ``at``)."""
+    a, l1, l2 = layer.self_attn, layer.linear1, layer.linear2
+    b, c = x.shape[0], x.shape[-1]
+    qkv = _linear(x, a.in_proj_weight, a.in_proj_bias, a.packed_in).view(b, 3, a.heads, 1, a.head_dim)
+    if isinstance(at, int):
+        keys[:, :, at : at + 1] = qkv[:, 1]
+        values[:, :, at : at + 1] = qkv[:, 2]
+    else:
+        keys.index_copy_(2, at, qkv[:, 1])
+        values.index_copy_(2, at, qkv[:, 2])
+    o = F.scaled_dot_product_attention(qkv[:, 0], keys[:, :, :length], values[:, :, :length], attn_mask=mask)
+    o = _linear(o.view(b, 1, c), a.out_proj.weight, a.out_proj.bias, a.out_proj.packed)
+    x = F.layer_norm(x + o, (c,), layer.norm1.weight, layer.norm1.bias, layer.norm1.eps)
+    h = _linear(x, l1.weight, l1.bias, l1.packed).relu_()
+    return F.layer_norm(x + _linear(h, l2.weight, l2.bias, l2.packed), (c,), layer.norm2.weight, layer.norm2.bias,
+                        layer.norm2.eps)  # fmt: skip
+
+
 class ARTransformer(nn.Module):
     """Stack of post-LN layers under ``layers`` (official key prefix ``h.layers.N``)."""
 
@@ -310,6 +340,7 @@ class ARTransformer(nn.Module):
             if m is not self and hasattr(m, "release_inference"):
                 m.release_inference()
         self._script_args = None
+        self.__dict__.pop("_static_runners", None)  # static caches and CUDA graphs (mockvox.models.t2s_graph)
 
     def _scripted_weights(self):
         """The argument lists of :func:`_scripted_step`: plain weights, or FBGEMM-packed int8 everywhere."""
@@ -343,7 +374,7 @@ class ARTransformer(nn.Module):
         directly. ``mask`` as in :meth:`forward` (None when no row is padded).
         """
         cache.ensure(cache.length + 1)
-        n, b, c = cache.length, x.shape[0], x.shape[-1]
+        n = cache.length
         compiled = scripted_step() if self._script_args is not None and not self.training else None
         if compiled is not None:
             first = self.layers[0]
@@ -352,17 +383,7 @@ class ARTransformer(nn.Module):
             cache.length += 1
             return x
         for i, layer in enumerate(self.layers):
-            a, l1, l2 = layer.self_attn, layer.linear1, layer.linear2
-            qkv = _linear(x, a.in_proj_weight, a.in_proj_bias, a.packed_in).view(b, 3, a.heads, 1, a.head_dim)
-            keys, values = cache.k[i], cache.v[i]
-            keys[:, :, n : n + 1] = qkv[:, 1]
-            values[:, :, n : n + 1] = qkv[:, 2]
-            o = F.scaled_dot_product_attention(qkv[:, 0], keys[:, :, : n + 1], values[:, :, : n + 1], attn_mask=mask)
-            o = _linear(o.view(b, 1, c), a.out_proj.weight, a.out_proj.bias, a.out_proj.packed)
-            x = F.layer_norm(x + o, (c,), layer.norm1.weight, layer.norm1.bias, layer.norm1.eps)
-            h = _linear(x, l1.weight, l1.bias, l1.packed).relu_()
-            x = F.layer_norm(x + _linear(h, l2.weight, l2.bias, l2.packed), (c,), layer.norm2.weight,
-                             layer.norm2.bias, layer.norm2.eps)  # fmt: skip
+            x = layer_step(layer, x, mask, cache.k[i], cache.v[i], n, n + 1)
         cache.length += 1
         return x
 

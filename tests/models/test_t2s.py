@@ -192,3 +192,70 @@ def test_scripted_step_equals_the_python_loop(model, monkeypatch, int8):
         for a, b in zip(got, want, strict=True):
             assert a.sampled.equal(b.sampled) and a.last_step == b.last_step
             assert all(torch.allclose(x, y, atol=1e-5) for x, y in zip(a.logits, b.logits, strict=True))
+
+
+def _static_case(model):
+    fast = Text2Semantic.tiny()
+    fast.load_state_dict(model.state_dict())
+    fast.prepare_inference()
+    x, bert = _text(11, 31)
+    prompts = torch.randint(0, 1024, (1, 7), generator=torch.Generator().manual_seed(4))
+    return fast, x, bert, prompts
+
+
+def test_static_step_draws_the_tokens_of_the_dynamic_step(model):
+    """The fixed-shape step (bucketed attention over a fixed cache, position as a device tensor: what CUDA graphs
+    replay on a GPU) runs eagerly on the CPU and must decide like the dynamic step."""
+    from mockvox.models import t2s_graph
+
+    fast, x, bert, prompts = _static_case(model)
+    cfg = SamplingConfig(top_k=5, early_stop_num=150)  # past one attention bucket (128 positions)
+    runs = {}
+    for static in (False, True):
+        g = torch.Generator().manual_seed(5)
+        runs[static] = generate(fast, [x], [bert], prompts, cfg, g, keep_logits=200, static=static)[0]
+    assert runs[True].sampled.equal(runs[False].sampled) and runs[True].last_step == runs[False].last_step
+    assert len(runs[True].logits) == 151
+    assert all(torch.allclose(a, b, atol=1e-4) for a, b in zip(runs[True].logits, runs[False].logits, strict=True))
+    runner = t2s_graph.static_runner(fast.h, fast.ar_predict_layer.weight[:1, :1])
+    assert runner.cache.length == 18 + 150 and not runner.use_graphs  # it ran; no graphs off CUDA
+    fast.prepare_inference()  # new weights or layouts drop the runner (its graphs would hold stale addresses)
+    assert t2s_graph.static_runner(fast.h, fast.ar_predict_layer.weight[:1, :1]) is not runner
+
+
+def test_static_step_falls_back_when_busy_or_too_long(model):
+    from mockvox.models import t2s_graph
+
+    fast, x, bert, prompts = _static_case(model)
+    cfg = SamplingConfig(top_k=1, early_stop_num=5)
+    want = generate(fast, [x], [bert], prompts, cfg, static=False)[0].sampled
+    runner = t2s_graph.static_runner(fast.h, fast.ar_predict_layer.weight[:1, :1])
+    assert runner.claim() is not None  # another request holds the static cache
+    try:
+        assert generate(fast, [x], [bert], prompts, cfg, static=True)[0].sampled.equal(want)
+        assert runner.cache.length == 0  # untouched: the dynamic step ran
+    finally:
+        runner.release()
+    long_cfg = SamplingConfig(top_k=1, early_stop_num=5, max_steps=t2s_graph.CAPACITY)
+    assert generate(fast, [x], [bert], prompts, long_cfg, static=True)[0].sampled.equal(want)
+    assert runner.cache.length == 0 and runner.claim() is not None  # too long for it: dynamic, and released
+    runner.release()
+
+
+@pytest.mark.gpu
+def test_cuda_graph_step_draws_the_tokens_of_the_dynamic_step(model):
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    from mockvox.models import t2s_graph
+
+    fast, x, bert, prompts = _static_case(model)
+    fast.cuda().prepare_inference()
+    x, bert, prompts = x.cuda(), bert.cuda(), prompts.cuda()
+    cfg = SamplingConfig(top_k=5, early_stop_num=150)
+    runs = {}
+    for static in (False, True):
+        g = torch.Generator("cuda").manual_seed(5)
+        runs[static] = generate(fast, [x], [bert], prompts, cfg, g, static=static)[0]
+    assert runs[True].sampled.equal(runs[False].sampled)
+    runner = t2s_graph.static_runner(fast.h, fast.ar_predict_layer.weight[:1, :1])
+    assert runner.use_graphs and sorted(runner.graphs) == [128, 256]
