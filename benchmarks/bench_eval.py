@@ -5,8 +5,9 @@ evaluation) in a temporary data root; then, per bundled English sentence: the sy
 costs anyway), Whisper ``tiny.en`` and ``base`` transcription (of the clip, and of the voice's real reference clip:
 Whisper's VAD skips most of a babbling voice), the resemblyzer embedding, DNSMOS; and the whole
 ``evaluate`` (voice + held-out slice + floor, logged to MLflow) divided by its number of clips. Whisper comes from
-the MockVox home (``make install`` puts ``base`` and ``tiny.en`` there). Usage: ``python benchmarks/bench_eval.py
-[--sentences 4] [--max-tokens 150]``.
+the MockVox home (``make install`` puts ``base`` and ``tiny.en`` there). ``--precisions fp32,int8`` then evaluates
+the same voice in each precision and prints their scores side by side (reduced precision must leave them within
+noise). Usage: ``python benchmarks/bench_eval.py [--sentences 4] [--max-tokens 150] [--precisions fp32,int8]``.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sentences", type=int, default=4)
     parser.add_argument("--max-tokens", type=int, default=150)
+    parser.add_argument("--precisions", default="", help="e.g. fp32,int8: evaluate the voice in each, side by side")
     args = parser.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
     print(hardware_line())
@@ -91,6 +93,10 @@ def main() -> None:
         cfg.asr.model = "base"
         spent, result = _timed(evaluate, trained.model_id, cfg, transcriber=asr["base"])
         clips = len(result["sentences"])
+        by_precision = {}
+        for precision in filter(None, args.precisions.split(",")):
+            cfg.evaluation.precision = precision
+            by_precision[precision] = _timed(evaluate, trained.model_id, cfg, transcriber=asr["base"])
     print(f"tiny v2 voice, {len(texts)} English sentences, max_tokens {args.max_tokens} "
           f"(clips of {statistics.mean(seconds):.1f} s on average)")  # fmt: skip
     print(f"{'per clip':32} {'mean s':>8} {'x synthesis':>12}")
@@ -101,6 +107,13 @@ def main() -> None:
     print(f"{'scoring (base real + sim + mos)':32} {scoring:8.3f} {scoring / base:12.2f}")
     print(f"{'evaluate() per clip':32} {spent / clips:8.3f} {spent / clips / base:12.2f}   "
           f"({clips} clips: voice, floor, real held-out slice; {spent:.1f} s with logging)")  # fmt: skip
+    if by_precision:
+        summaries = [r["summary"] for _, r in by_precision.values()]
+        keys = sorted({k for s in summaries for k in s if k.count("/") == 1})  # the voice's (not floor/ceiling)
+        print(f"{'scores of the voice':32} " + " ".join(f"{p:>10}" for p in by_precision))
+        for key in keys:
+            print(f"{key:32} " + " ".join(f"{s.get(key, float('nan')):10.4f}" for s in summaries))
+        print(f"{'evaluate() seconds':32} " + " ".join(f"{t:10.1f}" for t, _ in by_precision.values()))
 
 
 if __name__ == "__main__":
