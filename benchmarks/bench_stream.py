@@ -236,7 +236,7 @@ def main() -> None:
     parser.add_argument("--versions", nargs="+", default=["v2", "v4"], choices=["v2", "v4"])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu", help="cpu, cuda ... (in-process runs)")
-    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16", "int8"])
     parser.add_argument("--http", action="store_true", help="also time /streamInference on a loopback server")
     parser.add_argument("--no-listen", dest="listen", action="store_false", help="skip the listening metrics")
     parser.add_argument("--v4-sentences", type=int, default=1, help="how many of the sentences v4 reads")

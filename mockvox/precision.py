@@ -1,9 +1,12 @@
 """What reduced precision the hardware runs well, and the per-network precision chosen from it.
 
 A request for ``int8`` gives the GPT int8 weight-only matmuls (FBGEMM, fp32 activations; the output layer stays fp32)
-on every CPU with a working int8 kernel, and the other networks what ``bf16`` gives them. A request for ``bf16`` is a
-request for speed: each network gets bfloat16 only where the hardware found runs that
-network's operations fast in bfloat16, else float32. The table (measured with ``benchmarks/bench_precision.py``;
+on every CPU with a working int8 kernel and keeps the other networks in fp32 (on a GPU: what ``bf16`` gives). Not bf16
+for the decoders even on AMX: oneDNN builds its bf16 convolution kernels for every new input length, and a request's
+length is almost always new (SoVITS v2 decode of 8 s on AMX: bf16 0.5 s for a length seen before, 3.5 s for a new
+one, fp32 1.2-1.5 s; ``bench_gpt.py --e2e``). A request for ``bf16`` is a request for speed: each network gets
+bfloat16 only where the hardware found runs that network's operations fast in bfloat16, else float32 (streams, whose
+decoder windows come in few lengths, gain most from it). The table (measured with ``benchmarks/bench_precision.py``;
 only AMX tiles make bf16 convolutions and GEMMs faster than fp32, AVX512-BF16 alone does not):
 
 | hardware | GPT (bandwidth-bound GEMV) | SoVITS, DiT, vocoder, HuBERT (convolutions, GEMMs) |
@@ -116,8 +119,10 @@ def plan(requested: str | Mapping[str, str], caps: Capabilities) -> dict[str, to
     else:
         wish = _dtype(requested)
         chosen = {net: wish if _fast(wish, net, caps) else torch.float32 for net in NETWORKS}
-        if wish == torch.int8:  # int8 where it runs; everything else (and the GPT without a kernel) as bf16 would
+        if wish == torch.int8:  # int8 where it runs; on a CPU the decoders stay fp32 (see the module docstring)
             rest = plan("bf16", caps)
+            if caps.device == "cpu":
+                rest = {net: rest[net] if net in INT8_NETWORKS else torch.float32 for net in NETWORKS}
             chosen = {net: wish if chosen[net] == wish else rest[net] for net in NETWORKS}
     if caps.device == "cpu" and torch.float16 in chosen.values():
         raise ValueError("precision fp16 needs a GPU; on the CPU use fp32, bf16 or int8")

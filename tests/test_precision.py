@@ -42,7 +42,7 @@ def test_bf16_goes_only_where_the_hardware_runs_it_fast(caps, expected) -> None:
     ("caps", "expected"),
     [
         (AVX2, {"gpt": I8, "sovits": FP, "vocoder": FP, "hubert": FP}),
-        (AMX, {"gpt": I8, "sovits": BF, "vocoder": BF, "hubert": BF}),
+        (AMX, {"gpt": I8, "sovits": FP, "vocoder": FP, "hubert": FP}),  # bf16 decoders: slow at every new length
         (OLD_CPU, {"gpt": FP, "sovits": FP, "vocoder": FP, "hubert": FP}),  # no int8 kernel: as bf16 would
         (Capabilities("cuda", "H100", True, True), {"gpt": BF, "sovits": BF, "vocoder": BF, "hubert": BF}),
     ],

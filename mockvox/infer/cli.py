@@ -161,7 +161,7 @@ def _synthesis_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: conf/infer.yaml device)")
     p.add_argument("--precision", default=None, choices=["fp32", "bf16", "fp16", "int8"],
                    help="bf16/fp16: reduced precision for each network where this hardware runs it fast; "
-                        "int8: GPT int8 weight-only, the rest as bf16")  # fmt: skip
+                        "int8: GPT int8 weight-only, the rest fp32")  # fmt: skip
 
 
 def register_cli(sub) -> None:
