@@ -101,7 +101,7 @@ class StaticStep:
                     self.graphs[length] = self._capture(length)
                 graph, out = self.graphs[length]
                 graph.replay()
-            except RuntimeError as err:  # capture refused (driver, allocator): eager from now on
+            except (RuntimeError, AssertionError) as err:  # capture refused (no CUDA, driver, allocator): eager
                 log.warning("CUDA graph capture failed (%s): the GPT step runs eagerly", err)
                 self.use_graphs, self.graphs, out = False, {}, None
         if out is None:

@@ -259,3 +259,21 @@ def test_cuda_graph_step_draws_the_tokens_of_the_dynamic_step(model):
     assert runs[True].sampled.equal(runs[False].sampled)
     runner = t2s_graph.static_runner(fast.h, fast.ar_predict_layer.weight[:1, :1])
     assert runner.use_graphs and sorted(runner.graphs) == [128, 256]
+
+
+def test_failed_graph_capture_falls_back_to_the_eager_static_step(model, monkeypatch, caplog):
+    import logging
+
+    from mockvox.models import t2s_graph
+
+    fast, x, bert, prompts = _static_case(model)
+    cfg = SamplingConfig(top_k=5, early_stop_num=20)
+    want = generate(fast, [x], [bert], prompts, cfg, torch.Generator().manual_seed(5), static=False)[0].sampled
+    runner = t2s_graph.static_runner(fast.h, fast.ar_predict_layer.weight[:1, :1])
+    runner.use_graphs = True  # as on a GPU: here the capture itself fails (no CUDA)
+    with caplog.at_level(logging.WARNING, logger="mockvox.models.t2s_graph"):
+        got = generate(fast, [x], [bert], prompts, cfg, torch.Generator().manual_seed(5), static=True)[0].sampled
+    assert got.equal(want) and not runner.use_graphs and not runner.graphs
+    assert any("CUDA graph capture failed" in r.getMessage() for r in caplog.records)
+    monkeypatch.setenv("MOCKVOX_CUDA_GRAPHS", "off")
+    assert not t2s_graph.graphs_enabled()
