@@ -59,8 +59,8 @@ def workload(seed: int = 1, phones: int = 140, prompt_phones: int = 40, prompt_t
     return x, bert, prompts
 
 
-def decode(model, x, bert, prompts, tokens: int, top_k: int = 15) -> tuple[torch.Tensor, float]:
-    cfg = SamplingConfig(top_k=top_k, early_stop_num=tokens - 1, min_steps=tokens)  # exactly `tokens` steps
+def decode(model, x, bert, prompts, tokens: int, top_k: int = 15, penalty: float = 1.35) -> tuple[torch.Tensor, float]:
+    cfg = SamplingConfig(top_k=top_k, repetition_penalty=penalty, early_stop_num=tokens - 1, min_steps=tokens)
     t0 = time.perf_counter()
     res = generate(model, [x], [bert], prompts, cfg, torch.Generator(x.device).manual_seed(0))[0]
     if x.device.type == "cuda":
@@ -68,11 +68,15 @@ def decode(model, x, bert, prompts, tokens: int, top_k: int = 15) -> tuple[torch
     return res.sampled, time.perf_counter() - t0
 
 
+UPSTREAM_TOKENS: list[int] = []  # the greedy tokens of the last upstream-style run
+
+
 @torch.inference_mode()
 def upstream_style_decode(model: Text2Semantic, x, bert, prompts, tokens: int) -> float:
     """Seconds for the upstream decoding scheme on the same weights: row-major F.linear, boolean prompt mask,
     K/V caches grown by ``torch.cat`` every step (the official ``T2SBlock`` data flow), greedy, no EOS."""
     t0 = time.perf_counter()
+    UPSTREAM_TOKENS.clear()
     xy = torch.cat([model.embed_text(x[None], bert[None]), model.embed_audio(prompts)], dim=1)
     nx, n = x.numel(), xy.shape[1]
     allowed = torch.ones(n, n, dtype=torch.bool, device=x.device)
@@ -94,7 +98,8 @@ def upstream_style_decode(model: Text2Semantic, x, bert, prompts, tokens: int) -
             h = layer.norm1(h + F.linear(o, attn.out_proj.weight, attn.out_proj.bias))
             ff = F.linear(F.relu(F.linear(h, layer.linear1.weight, layer.linear1.bias)), layer.linear2.weight)
             h = layer.norm2(h + ff + layer.linear2.bias)
-        tok = F.linear(h[:, -1], model.ar_predict_layer.weight).argmax(-1, keepdim=True)
+        tok = F.linear(h[:, -1], model.ar_predict_layer.weight)[:, :-1].argmax(-1, keepdim=True)  # EOS blocked
+        UPSTREAM_TOKENS.append(int(tok))
         h, mask = model.ar_audio_embedding(tok) + pe.alpha * pe.table(n + step)[prompts.shape[1] + step], None
     return time.perf_counter() - t0
 
@@ -263,7 +268,11 @@ def main() -> None:
             f"{rate / ceiling:7.0%} {base / wall if base else float('nan'):10.2f}x "
             f"{fp32 / wall if fp32 else float('nan'):6.2f}x  "
         )
-        if name not in ("official",):
+        if name == "official":  # same weights, plain greedy (no repetition penalty) on both sides
+            plain = decode(ref, x, bert, prompts, args.tokens, top_k=1, penalty=1.0)[0].tolist()
+            same = sum(a == b for a, b in zip(plain, UPSTREAM_TOKENS, strict=True))
+            line += f"greedy tokens vs MockVox fp32 (no penalty): {same}/{len(plain)} identical"
+        else:
             greedy = decode(models[name], x, bert, prompts, args.tokens, top_k=1)[0]
             same = (greedy == greedy_ref).float().mean().item()
             prefix = int((greedy != greedy_ref).int().cumsum(0).eq(0).sum())
