@@ -43,6 +43,8 @@ class StaticStep:
         self.h = transformer
         self.cache = transformer.new_cache(1, capacity, like)
         self.cache.chunk = 0
+        for buffer in self.cache.k + self.cache.v:  # masked positions are still read: 0 x garbage could be NaN
+            buffer.zero_()
         attn = transformer.layers[0].self_attn
         self.x = like.new_zeros(1, 1, attn.heads * attn.head_dim)
         self.at = torch.zeros(1, dtype=torch.long, device=like.device)
