@@ -12,9 +12,9 @@ only AMX tiles make bf16 convolutions and GEMMs faster than fp32, AVX512-BF16 al
 | hardware | GPT (bandwidth-bound GEMV) | SoVITS, DiT, vocoder, HuBERT (convolutions, GEMMs) |
 |---|---|---|
 | CUDA with bf16 | bf16 | bf16 |
-| CPU with AMX (oneDNN bf16 on tiles) | bf16, oneDNN-packed (1.3x fp32; int8: 2.7x) | bf16 |
+| CPU with AMX (oneDNN bf16 on tiles) | bf16, oneDNN-packed (1.2x fp32; int8: 3.3x) | bf16 |
 | CPU with oneDNN bf16 but no AMX (AVX-512, AVX512-BF16) | bf16, oneDNN-packed | fp32 (1.3-5x slower in bf16) |
-| CPU without oneDNN bf16 (AVX2) | fp32 (plain bf16: 0.76x the fp32 step; int8: 2.3x) | fp32 (8-190x slower in bf16) |
+| CPU without oneDNN bf16 (AVX2) | fp32 (plain bf16: 0.76x the fp32 step; int8: 3.2x) | fp32 (8-190x slower in bf16) |
 
 The kernel-level probes (:func:`onednn_bf16`) guard every oneDNN bf16 call, so a network cast to bf16 by hand still
 runs (through the plain kernels) where oneDNN has no bf16 path. ``MOCKVOX_CPU_BF16=off`` makes the probes answer
