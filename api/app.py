@@ -23,16 +23,18 @@ from api.controllers.datasets import DatasetController
 from api.controllers.health import HealthController
 from api.controllers.models import ModelController
 from api.controllers.references import ReferenceController
+from api.controllers.stream_input import stream_input
 from api.controllers.synthesis import SynthesisController
 from api.controllers.tasks import TaskController
 from api.controllers.training import TrainingController
+from api.controllers.v1 import OpenAIController
 from api.errors import ApiError, exception_handlers
 from api.settings import Settings
 from api.state import provide_access, provide_services
 
 log = logging.getLogger("api")
 CONTROLLERS = [DatasetController, TrainingController, ReferenceController, SynthesisController, TaskController,
-               ModelController, HealthController]  # fmt: skip
+               ModelController, HealthController, OpenAIController, stream_input]  # fmt: skip
 
 
 async def _sweep_outputs(services) -> None:

@@ -116,10 +116,19 @@ def error_response(request: Request, status: int, code: str, detail: str | None 
     from api.state import settings_of
 
     settings = settings_of(request)
-    lang = language(request, settings.language if settings is not None else "zh")
+    default = "en" if is_v1(request.url.path) else settings.language if settings is not None else "zh"
+    lang = language(request, default)
     headers = {**(headers or {}), **({"WWW-Authenticate": "Bearer"} if status == 401 else {})}
-    return Response(_body(status, code, message(code, lang, **params), detail), status_code=status,
-                    headers=headers or None)  # fmt: skip
+    body = _body(status, code, message(code, lang, **params), detail)
+    if is_v1(request.url.path):  # OpenAI's shape on its routes
+        from api.v1 import openai_error
+
+        body = openai_error(status, code, body["detail"], params.get("name"))
+    return Response(body, status_code=status, headers=headers or None)
+
+
+def is_v1(path: str) -> bool:
+    return path == "/v1" or path.startswith("/v1/")
 
 
 def handle_api_error(request: Request, exc: ApiError) -> Response:

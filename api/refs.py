@@ -27,7 +27,7 @@ class RefStore:
         return self.root / f"{ref_id}.wav", self.root / f"{ref_id}.json"
 
     def add(self, upload: Path, filename: str, text: str | None, language: str | None,
-            header: AudioLimits | None = None, max_rate: int = 48000) -> RefOut:  # fmt: skip
+            header: AudioLimits | None = None, max_rate: int = 48000, name: str | None = None) -> RefOut:  # fmt: skip
         """Check and keep a reference (``AudioError`` for undecodable audio or a duration outside 3-10 s).
 
         ``header``: what its header may declare (probed before anything is decoded, then decoded in bounded blocks);
@@ -46,7 +46,8 @@ class RefStore:
         wav, meta = self._paths(ref_id)
         self.root.mkdir(parents=True, exist_ok=True)
         write_wav(wav, audio, sr)
-        info = RefOut(ref_id, round(seconds, 3), int(sr), text, language, Path(filename).name[:200], time.time())
+        info = RefOut(ref_id, round(seconds, 3), int(sr), text, language, Path(filename).name[:200], time.time(),
+                      name)  # fmt: skip
         write_text(meta, msgspec.json.encode(info).decode())
         return info
 
@@ -55,6 +56,13 @@ class RefStore:
         if not (wav.is_file() and meta.is_file()):
             return None
         return msgspec.json.decode(meta.read_bytes(), type=RefOut)
+
+    def update(self, ref_id: str, **changes) -> RefOut:
+        """The reference with ``changes`` (its transcript, language) kept."""
+        wav, meta = self._paths(ref_id)
+        info = msgspec.structs.replace(msgspec.json.decode(meta.read_bytes(), type=RefOut), **changes)
+        write_text(meta, msgspec.json.encode(info).decode())
+        return info
 
     def audio(self, ref_id: str) -> Path:
         return self._paths(ref_id)[0]

@@ -16,6 +16,7 @@ from msgspec import Meta
 
 from api.errors import ApiError
 from api.services import MODEL_ID_RE, MODEL_URI_RE
+from mockvox.audio.encode import FORMATS as ENCODINGS
 from mockvox.data.asr import DATASET_LANGUAGES
 from mockvox.data.ids import FILE_ID_RE
 from mockvox.infer.pipeline import LANGUAGES as SYNTH_LANGUAGES
@@ -111,6 +112,7 @@ class SynthesisRequest(SynthesisFields, **Base):
     target_language: SynthLanguage = "zh"
 
 
+AUDIO_FORMATS = tuple(ENCODINGS)
 StreamMode = Literal[STREAM_MODES + ("0", "1", "2", "3", "true", "false")]  # type: ignore[valid-type]
 
 
@@ -120,6 +122,7 @@ ModeChoice = Annotated[StreamMode, Meta(description="whole | fragment | token | 
 
 
 class StreamQuery(SynthesisRequest, **Base):
+    media_type: Annotated[Literal[AUDIO_FORMATS], Meta(description="wav (default), mp3, opus, aac, flac, pcm")] = "wav"  # type: ignore[valid-type]
     streaming_mode: ModeChoice | None = None
     first_chunk_length: FirstChunk | None = None
     min_chunk_length: ChunkLength | None = None

@@ -15,6 +15,19 @@ class ErrorBody(msgspec.Struct):
     status: int
 
 
+class OpenAIErrorDetail(msgspec.Struct):
+    message: str
+    type: str
+    param: str | None
+    code: str
+
+
+class OpenAIError(msgspec.Struct):
+    """Errors on the OpenAI-compatible routes (/v1)."""
+
+    error: OpenAIErrorDetail
+
+
 class Queued(msgspec.Struct):
     message: str
     task_id: str
@@ -37,6 +50,7 @@ class RefOut(msgspec.Struct):
     language: str | None
     filename: str
     created: float
+    name: str | None = None  # a voice's name (/v1/audio/voices)
 
 
 class RefPage(msgspec.Struct):
@@ -97,3 +111,9 @@ def error_responses(*codes: int) -> dict[int, ResponseSpec]:
              410: "expired", 413: "body too large", 415: "unsupported media type", 422: "invalid parameter",
              429: "too many unfinished tasks", 503: "broker or store unreachable"}  # fmt: skip
     return {c: ResponseSpec(data_container=ErrorBody, description=names[c]) for c in sorted({400, *codes})}
+
+
+def openai_error_responses(*codes: int) -> dict[int, ResponseSpec]:
+    """:func:`error_responses` in OpenAI's shape (the /v1 routes)."""
+    return {c: ResponseSpec(data_container=OpenAIError, description=spec.description)
+            for c, spec in error_responses(*codes).items()}  # fmt: skip

@@ -33,6 +33,18 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class WebSocketLimits:
+    """``/v1/audio/speech/stream-input``: how text is cut and how long a socket may wait."""
+
+    min_chars: int = 30  # a segment is spoken once it ends a sentence and holds this many characters
+    max_chars: int = 300  # ... or at its last clause mark once it holds this many
+    idle_s: float = 60  # no message for this long: the socket is closed
+    send_timeout_s: float = 30  # a client that takes no audio for this long is dropped (its synthesis stops)
+    session_chars: int = 100_000  # text one socket may send in all
+    queued_segments: int = 4  # segments waiting for synthesis; past this the server stops reading the socket
+
+
+@dataclass(frozen=True)
 class Callbacks:
     secret: str = ""
     allow: tuple[str, ...] = ()
@@ -65,6 +77,7 @@ class Settings:
     lost_after_s: float = 90
     time_limits: Mapping[str, tuple[float, float]] = field(default_factory=dict)  # queue: (soft, hard) seconds
     callbacks: Callbacks = field(default_factory=Callbacks)
+    websocket: WebSocketLimits = field(default_factory=WebSocketLimits)
     train_overrides: tuple[str, ...] = ()
     train_allow: Mapping[str, Allowed] = field(default_factory=dict)  # key: its type and range (api.overrides)
     infer_overrides: tuple[str, ...] = ()
@@ -182,6 +195,7 @@ def settings_from_config(cfg: DictConfig, train: list[str] = (), infer: list[str
         lost_after_s=float(c["lost_after_s"]),
         time_limits={q: (float(v[0]), float(v[1])) for q, v in (c.get("time_limits") or {}).items()},
         callbacks=Callbacks(**{**c["callbacks"], "allow": _csv(c["callbacks"]["allow"])}),
+        websocket=WebSocketLimits(**(c.get("websocket") or {})),
         train_overrides=tuple(c["train_overrides"]) + tuple(train),
         train_allow=allow_list(c["train_allow"]),
         infer_overrides=tuple(c["infer_overrides"]) + tuple(infer),

@@ -1,4 +1,5 @@
-"""Synthesis for the service: the library's resident-voice cache, request parameters, WAV output and streaming."""
+"""Synthesis for the service: the library's resident-voice cache, request parameters, WAV output and the encoded
+stream every streaming route sends."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from anyio import to_thread
 
 from api.errors import ApiError
 from api.settings import Settings
-from mockvox.audio.io import pcm16, wav_header
+from mockvox.audio.encode import StreamEncoder
 
 log = logging.getLogger("api.stream")
 
@@ -107,26 +108,39 @@ def checked_request(services, access, form) -> tuple[str, dict | None, dict]:
     return model_id, ref, params
 
 
-async def pcm_stream(state, sample_rate: int, pieces, release: Callable[[], None] | None = None):
-    """Header first, then each chunk; an error after the first byte ends the stream (logged); a client that goes
-    away stops the synthesis at the next chunk (this generator is closed). ``release`` runs when it ends."""
-    yield wav_header(sample_rate)
+async def encoded(state, pieces, encoder: StreamEncoder, release=None, stats: dict | None = None):
+    """The encoded bytes of a synthesis as each chunk is decoded (``b""`` never yielded); an error after the first
+    byte ends the stream (logged); a client that goes away stops the synthesis at the next chunk (this generator
+    is closed). ``stats`` gets ``chunks``, ``tokens`` (semantic tokens), ``seconds``."""
     done, sent, finished = object(), 0, False
+    stats = stats if stats is not None else {}
+    stats.update(chunks=0, tokens=0, seconds=0.0)
     try:
         while True:
             async with state.stream_slots:
                 item = await to_thread.run_sync(next, pieces, done)
             if item is done:
+                tail = await to_thread.run_sync(encoder.finish)
+                if tail:
+                    yield tail
                 finished = True
                 return
             if sent == 0 and log.isEnabledFor(logging.DEBUG):
                 log.debug("first audio after %.3f s (%s)", item.elapsed, item.timing)
-            yield pcm16(item.audio)
+            stats["chunks"] += 1
+            stats["seconds"] += item.seconds
+            if item.final:
+                stats["tokens"] += item.tokens
+            data = await to_thread.run_sync(encoder.encode, item.audio) if encoder.format.container else \
+                encoder.encode(item.audio)  # fmt: skip
             sent += 1
+            if data:
+                yield data
     except Exception as exc:
         finished = True
         log.error("stream ended early after %d chunk(s): %s", sent, exc)
     finally:
+        encoder.close()
         close = getattr(pieces, "close", None)
         if close is not None:
             close()  # here, not in a thread: the task may be cancelled (the client left); the generator is suspended

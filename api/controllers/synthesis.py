@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from anyio import to_thread
-from litestar import Controller, Request, get, post
+from litestar import Controller, Request, Response, get, post
 from litestar.params import Parameter
 from litestar.response import File, Stream
 
@@ -19,8 +19,12 @@ from api.requests import InferenceBody, StreamQuery, parse
 from api.schemas import Queued, error_responses
 from api.services import enqueue, task_status
 from api.state import Services
-from api.synthesis import checked_request, chunks, pcm_stream, stream_config
+from api.synthesis import checked_request, chunks, encoded, stream_config
 from api.uploads import read_body
+from api.v1 import AudioFormat
+from mockvox.audio.encode import EXTENSIONS, StreamEncoder, encode_all, media_type
+
+OUTPUT_FORMAT = Parameter(default="wav", description="wav (as stored), mp3, opus, aac, flac or pcm")
 
 
 class SynthesisController(Controller):
@@ -43,8 +47,10 @@ class SynthesisController(Controller):
     @get("/output/{task_id:path}", responses={**error_responses(401, 404, 409, 410, 422)},
          media_type="audio/wav")  # fmt: skip
     async def output(self, services: Services, access: Access,
-                     task_id: str = Parameter(schema_extra={"pattern": TASK_ID})) -> File:  # fmt: skip
-        """The synthesised WAV of a finished /inference task."""
+                     task_id: str = Parameter(schema_extra={"pattern": TASK_ID}),
+                     format: AudioFormat = OUTPUT_FORMAT,
+                     ) -> File | Response:  # fmt: skip
+        """The synthesised audio of a finished /inference task: its WAV, or ``format`` encoded from it."""
         state = services
         record = await to_thread.run_sync(access.task, path_value(task_id))
         task_id = record.id
@@ -56,7 +62,11 @@ class SynthesisController(Controller):
         path = state.settings.outputs_dir / f"{task_id}.wav"
         if not path.is_file() or time.time() - path.stat().st_mtime > state.settings.outputs_hours * 3600:
             raise ApiError(410, "gone", task_id)
-        return File(path, filename=f"{task_id}.wav", media_type="audio/wav", content_disposition_type="attachment")
+        if format == "wav":
+            return File(path, filename=f"{task_id}.wav", media_type="audio/wav", content_disposition_type="attachment")
+        data, media = await to_thread.run_sync(_converted, path, format)
+        name = f"{task_id}.{EXTENSIONS[format]}"
+        return Response(data, media_type=media, headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
     @get("/streamInference", operation_class=query_operation(StreamQuery), media_type="audio/wav",
          responses=error_responses(400, 401, 404, 422, 503))  # fmt: skip
@@ -74,5 +84,14 @@ class SynthesisController(Controller):
             except BaseException:
                 services.voices.unpin(model_id)
                 raise
-        stream = pcm_stream(services, synth.sample_rate, pieces, lambda: services.voices.unpin(model_id))
-        return Stream(stream, media_type="audio/wav", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+            encoder = StreamEncoder(query.media_type, synth.sample_rate)
+        audio = encoded(services, pieces, encoder, lambda: services.voices.unpin(model_id))
+        return Stream(audio, media_type=encoder.media_type, headers={"Cache-Control": "no-cache",
+                                                                     "X-Accel-Buffering": "no"})  # fmt: skip
+
+
+def _converted(path, fmt: str) -> tuple[bytes, str]:
+    from mockvox.audio.io import load_audio
+
+    audio, sr = load_audio(path)
+    return encode_all(audio, sr, fmt), media_type(fmt, sr)

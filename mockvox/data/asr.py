@@ -141,6 +141,21 @@ class Transcriber:
             return "zh"
         return code
 
+    def transcribe_detect(self, audio: np.ndarray, language: str | None = None) -> tuple[str, str]:
+        """Text and MockVox language of one 16 kHz clip; Whisper detects the language when none is given.
+
+        Raises:
+            ValueError: the detected language is not one MockVox speaks.
+        """
+        if language is not None:
+            return self.transcribe(audio, language), language
+        segments, info = self.model.transcribe(audio, beam_size=self.cfg.beam_size, condition_on_previous_text=False)
+        text = "".join(seg.text for seg in segments).strip()
+        found = {"zh": "zh", "yue": "can", "en": "en", "ja": "ja", "ko": "ko"}.get(info.language)
+        if found is None:
+            raise ValueError(f"the recording sounds like {info.language!r}; MockVox speaks {', '.join(DATASET_LANGUAGES)}")
+        return text, found
+
     def transcribe(self, audio: np.ndarray, language: str) -> str:
         """Text of one 16 kHz float32 clip."""
         segments, _ = self.model.transcribe(
