@@ -61,6 +61,7 @@ class Session:
         self.queue: asyncio.Queue = asyncio.Queue(maxsize=max(1, self.limits.queued_segments))
         self.chars = 0
         self.binary = False
+        self.segments = self.spoken = 0  # cut from the text so far / synthesised
 
     # --- messages -----------------------------------------------------------------------------------------------
     async def receive(self, timeout: float | None = None) -> dict:
@@ -83,7 +84,10 @@ class Session:
             else:
                 await asyncio.wait_for(self.socket.send_json(data), self.limits.send_timeout_s)
         except TimeoutError:
-            log.info("stream-input: the client took no audio for %g s; dropped", self.limits.send_timeout_s)
+            log.info("stream-input: the client took no audio for %g s; dropped after %d segment(s) of %d",
+                     self.limits.send_timeout_s, self.spoken, self.segments)  # fmt: skip
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.socket.close(1008, "slow_reader"), 1)
             raise _Closed from None
         except (WebSocketDisconnect, RuntimeError, OSError):
             raise _Closed from None
@@ -168,16 +172,20 @@ class Session:
             if self.chars > self.limits.session_chars:
                 raise ApiError(422, "invalid", f"more than {self.limits.session_chars} characters", name="text")
             for segment in segmenter.push(text or ""):
-                await self.queue.put(segment)
+                await self.put(segment)
             if msg.get("flush") is True or text == "":
                 for segment in segmenter.flush():
-                    await self.queue.put(segment)
+                    await self.put(segment)
             if text == "":
                 break
             msg = None
         for segment in segmenter.flush():
-            await self.queue.put(segment)
+            await self.put(segment)
         await self.queue.put(None)
+
+    async def put(self, segment) -> None:
+        self.segments += 1
+        await self.queue.put(segment)
 
     async def speak(self, synth, ref, body, params, stream) -> dict:
         """Each segment's audio, in order, as it is decoded; the totals."""
@@ -201,6 +209,7 @@ class Session:
                 finally:
                     pieces.close()
                 count += 1
+                self.spoken = count
             await self.emit(await to_thread.run_sync(encoder.finish), count - 1, None, True)
         finally:
             encoder.close()
@@ -242,7 +251,8 @@ async def stream_input(socket: WebSocket) -> None:
             raise reader.exception()
         final = await speaker
         await session.send(final)
-        await socket.close(1000)
+        with contextlib.suppress(Exception):  # a client that leaves right after the final message
+            await socket.close(1000)
     except ApiError as exc:
         await session.fail(exc)
     except (_Closed, WebSocketDisconnect):
