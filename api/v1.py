@@ -139,7 +139,10 @@ def voice_reference(services, access, voice: str, model: str, model_id: str) -> 
     if voice in (model, model_id, f"models:/{model_id}", "default"):
         return None
     if FILE_ID_RE.fullmatch(voice):
-        info = access.ref(voice, "voice")
+        try:
+            info = access.ref(voice, "voice")
+        except ApiError as exc:
+            raise ApiError(exc.status, exc.code, exc.detail, **{**exc.params, "name": "voice"}) from None
     else:
         info = next((i for i in access.refs(0, services.settings.limits.refs_per_key)[0] if i.name == voice), None)
         if info is None:

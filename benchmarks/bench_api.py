@@ -6,6 +6,9 @@ sample) and ``GET /health`` under ``--clients`` concurrent asyncio + httpx clien
 upload of a ~200 MB WAV (48 kHz stereo PCM16, shorter than ``max_seconds``: accepted, queued, then cancelled); (c) the
 time from ``POST /inference`` to the WAV read from ``/output`` for one sentence of a tiny v2 voice trained through the
 API, against the same synthesis in-process (``VoiceCache`` on the same MLflow store, same seed and ``max_tokens``).
+(d) time to the first audio byte, through the Python client (``mockvox.client``): ``/v1/audio/speech`` streamed in
+each format, its SSE events, and the text-in WebSocket from its first text message, against ``/streamInference``
+(pcm) on the same voice and text (format overhead as a ratio); (e) the encoders' cost per second of audio.
 Takes several minutes (the training). Usage: ``python benchmarks/bench_api.py [--clients 50] [--requests 2000]
 [--upload-mb 200] [--runs 3]``.
 """
@@ -210,6 +213,67 @@ def inprocess_synthesis(data: Path, cache_dir: Path, model_id: str, runs: int) -
     return cold, warm, sr, to_int16(audio)
 
 
+def _first(chunks) -> float:
+    began = time.perf_counter()
+    for piece in chunks:
+        if piece:
+            took = time.perf_counter() - began
+            break
+    else:
+        raise RuntimeError("no audio")
+    for _ in chunks:  # the rest, so that the next request does not share the CPU with this one
+        pass
+    return took
+
+
+def first_audio(url: str, model_id: str, runs: int) -> list[tuple[str, float]]:
+    """Median seconds to the first audio byte per route and format (each warm: one request of each first)."""
+    from mockvox.client import MockVoxClient
+
+    params = {"language": LANGUAGE, "seed": SEED, "max_tokens": MAX_TOKENS}
+    with MockVoxClient(url, timeout=600) as vox:
+        cases = {"GET /streamInference media_type=pcm (baseline)":
+                     lambda: _first(vox.stream_inference(model_id, TEXT, media_type="pcm", **params))}  # fmt: skip
+        for fmt in ("pcm", "wav", "mp3", "opus", "aac", "flac"):
+            cases[f"POST /v1/audio/speech {fmt}"] = lambda f=fmt: _first(vox.stream(model_id, TEXT, response_format=f,
+                                                                                    **params))  # fmt: skip
+        cases["POST /v1/audio/speech pcm, stream_format=sse"] = lambda: _first(
+            vox.stream(model_id, TEXT, response_format="pcm", stream_format="sse", **params)
+        )
+
+        def socket_first() -> float:
+            with vox.speech_session(model_id, response_format="pcm", language=LANGUAGE, output="binary", seed=SEED,
+                                    max_tokens=MAX_TOKENS) as session:  # fmt: skip
+                began = time.perf_counter()
+                session.send(TEXT)
+                session.end()
+                chunks = iter(session)
+                next(chunks)
+                took = time.perf_counter() - began
+                for _ in chunks:
+                    pass
+            return took
+
+        cases["WS /v1/audio/speech/stream-input pcm (from the text message)"] = socket_first
+        for run in cases.values():
+            run()  # warm: the voice, the encoder, the text cache
+        return [(label, statistics.median(run() for _ in range(runs))) for label, run in cases.items()]
+
+
+def encoder_costs(audio: np.ndarray, sr: int, chunk_s: float = 0.64) -> list[tuple[str, float, int]]:
+    """Milliseconds of encoding per second of audio, and bytes per second, per format (chunks as a stream sends)."""
+    from mockvox.audio.encode import FORMATS, StreamEncoder
+
+    audio = np.tile(audio, max(1, int(np.ceil(10 * sr / len(audio)))))  # >= 10 s
+    step, out = int(chunk_s * sr), []
+    for fmt in FORMATS:
+        began = time.perf_counter()
+        enc = StreamEncoder(fmt, sr)
+        size = sum(len(enc.encode(audio[i : i + step])) for i in range(0, len(audio), step)) + len(enc.finish())
+        out.append((fmt, (time.perf_counter() - began) * 1e3 / (len(audio) / sr), int(size / (len(audio) / sr))))
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=50)
@@ -241,6 +305,7 @@ def main() -> None:
                 model_id, train_s = train_voice(client, up["file_id"])
                 api_cold, api_audio = api_synthesis(client, model_id)
                 api_warm = [api_synthesis(client, model_id)[0] for _ in range(opts.runs)]
+                firsts = first_audio(server.url, model_id, opts.runs)
                 wav = Path(tmp) / "long.wav"
                 seconds = big_wav(wav, opts.upload_mb)
                 assert seconds <= max_seconds, "the upload would be refused for its length"
@@ -263,6 +328,13 @@ def main() -> None:
     for label, api_s, local_s in rows:
         print(f"  {label:26} {api_s:32.2f} s {local_s:23.2f} s {api_s / local_s:6.2f}x")
     print(f"  API overhead per warm request: {(statistics.median(api_warm) - statistics.median(warm)) * 1e3:.0f} ms")
+    base = firsts[0][1]
+    print(f"time to the first audio byte, {TEXT!r} (median of {opts.runs}, warm), through mockvox.client:")
+    for label, took in firsts:
+        print(f"  {label:64} {took * 1e3:8.0f} ms {took / base:6.2f}x")
+    print(f"encoding {len(audio) / sr:.2f} s of the voice's audio repeated to >= 10 s, in 0.64 s chunks:")
+    for fmt, ms, rate in encoder_costs(audio, sr):
+        print(f"  {fmt:5} {ms:7.2f} ms per second of audio {rate / 1000:8.1f} kB per second of audio")
 
 
 if __name__ == "__main__":

@@ -96,6 +96,7 @@ class Session:
         from api.v1 import openai_error
 
         text = message(exc.code, "en", **exc.params)
+        log.info("stream-input refused: %s %s (%s)", exc.status, exc.code, exc.detail)
         body = openai_error(exc.status, exc.code, f"{text}: {exc.detail}" if exc.detail else text,
                             exc.params.get("name"))  # fmt: skip
         with contextlib.suppress(Exception):

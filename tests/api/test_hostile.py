@@ -135,6 +135,8 @@ def test_two_tenants_never_see_each_others_data(app_client) -> None:
         ("POST", "/inference", {"json": {"model_id": voice, "target_text": "hi"}}),
         ("POST", "/inference", {"json": {"model_id": voice, "ref_audio_file_id": ref, "target_text": "hi"}}),
         ("GET", "/streamInference", {"params": {"model_id": voice, "target_text": "hi"}}),
+        ("POST", "/v1/audio/speech", {"json": {"model": voice, "voice": voice, "input": "hi"}}),
+        ("DELETE", f"/v1/audio/voices/{ref}", {}),
     ]  # fmt: skip
     for method, path, kwargs in foreign:
         r = client.request(method, path, headers=H2, **kwargs)
@@ -142,6 +144,10 @@ def test_two_tenants_never_see_each_others_data(app_client) -> None:
     theirs = client.get("/refs", headers=H2).json()
     assert ref not in str(theirs) and theirs["total"] == 0
     assert voice not in str(client.get("/models", headers=H2).json())
+    assert voice not in str(client.get("/v1/models", headers=H2).json())
+    assert ref not in str(client.get("/v1/audio/voices", headers=H2).json())
+    err = client.post("/v1/audio/speech", json={"model": voice, "voice": ref, "input": "hi"}, headers=H2).json()
+    assert err["error"]["code"] == "model_not_found" and err["error"]["param"] == "model"  # OpenAI's shape on /v1
     # the owner and the admin see them; nothing was deleted by the other tenant
     for headers in (H1, HA):
         assert client.get(f"/refs/{ref}", headers=headers).status_code == 200
@@ -351,3 +357,24 @@ def test_spooled_uploads_nothing_will_consume_are_swept(app_client) -> None:
     assert sweep_spool(services) == 1
     assert not orphan.exists() and os.path.exists(queued)  # a queued task's upload stays however long it waits
     client.delete(f"/tasks/{r.json()['task_id']}", headers=H3)
+
+
+def test_the_text_in_websocket_needs_a_key_and_keeps_tenants_apart(app_client) -> None:
+    app, client = app_client
+    voice = _logged_voice(app, K1)
+    path = f"/v1/audio/speech/stream-input?model={voice}"
+    for headers, first in (({}, {"text": "hi"}), ({}, {"api_key": "wrong", "text": "hi"}), (H2, {"text": "hi"}),
+                           ({}, {"api_key": K2, "text": "hi"})):  # fmt: skip
+        with client.websocket_connect(path, headers=headers) as ws:
+            ws.send_json(first)
+            answer = ws.receive_json()
+        assert answer["type"] == "error", answer
+        assert answer["error"]["code"] == ("unauthorized" if headers == {} and first.get("api_key") != K2 else
+                                           "model_not_found"), (headers, first, answer)  # fmt: skip
+    with client.websocket_connect(path + "&response_format=ogg", headers=H1) as ws:
+        ws.send_json({"text": "hi"})
+        answer = ws.receive_json()
+    assert answer["error"]["param"] == "response_format", answer  # checked before any work
+    with client.websocket_connect(path, headers=H1) as ws:
+        ws.send_text("not json")
+        assert ws.receive_json()["error"]["code"] == "bad_json"
