@@ -38,7 +38,6 @@ from mockvox.precision import hardware_line
 ROOT = Path(__file__).resolve().parents[1]
 MOCKVOX = str(Path(sys.executable).with_name("mockvox"))
 SAMPLE = ROOT / "samples" / "voice_en.ogg"
-FINAL = ("SUCCESS", "FAILURE", "REVOKED")
 EXTRA: list[str] = []  # mockvox options before "serve" (e.g. --log-level DEBUG)
 TEXT, LANGUAGE, SEED, MAX_TOKENS = "Good morning to you.", "en", 7, 40
 # unset here: broker, stores and tracking all in the temporary data root, no API keys
@@ -93,15 +92,13 @@ class Server:
 
 
 def wait_task(client: httpx.Client, task_id: str, timeout: float = 1800, poll: float = 0.5) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        status = client.get(f"/tasks/{task_id}").json()
-        if status["status"] in FINAL:
-            if status["status"] != "SUCCESS":
-                raise RuntimeError(f"task {task_id} ended {status['status']}: {status.get('error')}")
-            return status
-        time.sleep(poll)
-    raise TimeoutError(f"task {task_id} still {status['status']}")
+    """The finished task (the Python client's ``wait``; ``TaskFailed`` unless it succeeded)."""
+    import msgspec
+
+    from mockvox.client import MockVoxClient
+
+    vox = MockVoxClient(str(client.base_url), http_client=client)
+    return msgspec.structs.asdict(vox.wait(task_id, timeout=timeout, poll=poll))
 
 
 # --- (a) latency under concurrency ------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import httpx
+import msgspec
 import numpy as np
 import pytest
 import soundfile as sf
@@ -113,13 +114,22 @@ class Server:
 
 
 def wait_task(client: httpx.Client, task_id: str, timeout: float = 600, until=FINAL) -> dict:
+    """The task once its status is in ``until`` (as JSON), through the Python client (``mockvox.client``)."""
+    from mockvox.client import MockVoxClient, TaskFailed
+
+    vox = MockVoxClient(str(client.base_url), http_client=client)
+    if tuple(until) == FINAL:
+        try:
+            return msgspec.structs.asdict(vox.wait(task_id, timeout=timeout))
+        except TaskFailed as failed:
+            return msgspec.structs.asdict(failed.task)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        status = client.get(f"/tasks/{task_id}").json()
-        if status["status"] in until:
-            return status
+        task = vox.task(task_id)
+        if task.status in until:
+            return msgspec.structs.asdict(task)
         time.sleep(0.5)
-    raise TimeoutError(f"task {task_id} still {status}")
+    raise TimeoutError(f"task {task_id} still {task.status}")
 
 
 @pytest.fixture(scope="session")
