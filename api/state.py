@@ -50,10 +50,11 @@ class Services:
 
 def build_services(settings: Settings, embedded=None) -> Services:
     """Everything a request needs, once per process."""
+    from celery import Celery
+
     from api.records import Records
     from api.refs import RefStore
     from api.synthesis import infer_config, stream_defaults, voice_cache
-    from api.worker import app as celery
     from api.worker import configure
     from mockvox.config import compose
     from mockvox.data.pipeline import DatasetPipeline, prepare_settings
@@ -69,7 +70,8 @@ def build_services(settings: Settings, embedded=None) -> Services:
     infer_cfg = infer_config(settings)
     return Services(
         settings=settings,
-        celery=configure(settings, celery),
+        celery=configure(settings, Celery("mockvox")),  # its own: a second service in one process never shares a
+        # broker connection or result backend with the first (the API only sends tasks by name)
         records=Records(settings.records),
         refs=RefStore(settings.refs_dir),
         store=store,

@@ -68,7 +68,7 @@ class SynthesisController(Controller):
         name = f"{task_id}.{EXTENSIONS[format]}"
         return Response(data, media_type=media, headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
-    @get("/streamInference", operation_class=query_operation(StreamQuery), media_type="audio/wav",
+    @get("/streamInference", operation_class=query_operation(StreamQuery),  # Content-Type: the chosen format's
          responses=error_responses(400, 401, 404, 422, 503))  # fmt: skip
     async def stream(self, request: Request, services: Services, access: Access) -> Stream:
         """Stream a synthesis: a WAV header (sizes 0xFFFFFFFF), then 16-bit PCM as each chunk is decoded

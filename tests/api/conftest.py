@@ -29,7 +29,7 @@ MOCKVOX = str(Path(sys.executable).with_name("mockvox"))
 # demo voices (tiny, from scratch; not evaluated: test_flow's one training is), quick heartbeats, a small upload
 # limit, short outputs
 SERVE = ["experiment=demo", "evaluate=false", "heartbeat_s=1", "lost_after_s=8", "limits.upload_mb=20",
-         "websocket.send_timeout_s=3",
+         "websocket.send_timeout_s=3", "websocket.idle_s=5",
          "callbacks.allow=[127.0.0.1]", f"callbacks.secret={CALLBACK_SECRET}"]  # fmt: skip
 FINAL = ("SUCCESS", "FAILURE", "REVOKED")
 

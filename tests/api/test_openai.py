@@ -176,3 +176,37 @@ def test_a_client_that_does_not_read_is_dropped_without_growing_the_server(serve
         found = _log_after(server, mark, r"dropped after (\d+) segment\(s\) of (\d+)", timeout=240)
     assert int(found.group(1)) < 60, found.group(0)
     assert proc.memory_info().rss - before < 200 * 2**20
+
+
+def test_registered_names_and_the_other_routes_formats(server, oai, walkthrough) -> None:
+    """A model named by its registry name; /output?format= and /streamInference?media_type= use the same encoders."""
+    import httpx
+
+    card = next(m for m in oai.models.list().data if m.id == walkthrough["model_id"])
+    name = next(n for n in card.names if "/" in n.removeprefix("models:/")).removeprefix("models:/").split("/")[0]
+    by_name = oai.audio.speech.create(model=name, voice=name, input=SENTENCES[0], response_format="pcm",
+                                      extra_body=EXTRA).content  # fmt: skip
+    assert by_name == _speech(oai, walkthrough, SENTENCES[0], "pcm")
+    with httpx.Client(base_url=server.url, timeout=300) as c:
+        wav = c.get(f"/output/{walkthrough['task_id']}")
+        for fmt in ("mp3", "flac", "opus"):
+            r = c.get(f"/output/{walkthrough['task_id']}", params={"format": fmt})
+            assert r.status_code == 200 and fmt in r.headers["content-disposition"].replace("ogg", "opus"), r.text
+            audio, rate = _decoded(r.content, fmt)
+            assert abs(len(audio) / rate - (len(wav.content) - 44) / 2 / 32000) < 0.1
+        assert c.get(f"/output/{walkthrough['task_id']}", params={"format": "exe"}).status_code == 422
+        params = {"model_id": walkthrough["model_id"], "target_text": SENTENCES[0], "target_language": "en", "seed": 5,
+                  "max_tokens": 60, "media_type": "aac"}  # fmt: skip
+        r = c.get("/streamInference", params=params)
+        assert r.status_code == 200 and r.headers["content-type"] == "audio/aac"
+        audio, rate = _decoded(r.content, "aac")
+        assert rate == 32000 and len(audio) > rate // 2
+
+
+def test_an_idle_socket_is_closed(server, walkthrough) -> None:
+    """``websocket.idle_s=5`` on the test server."""
+    began = time.monotonic()
+    with connect(_ws_url(server, walkthrough)) as ws:
+        answer = json.loads(ws.recv(timeout=30))
+        assert answer["type"] == "error" and answer["error"]["param"] == "idle", answer
+    assert 4 < time.monotonic() - began < 20
