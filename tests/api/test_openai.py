@@ -19,6 +19,8 @@ import psutil
 import pytest
 from websockets.sync.client import connect
 
+from tests.api.conftest import wait_task
+
 SENTENCES = ["Good morning to you, my friend.", "The river is calm and the weather is lovely.",
              "We will walk along the water until the sun goes down."]  # fmt: skip
 EXTRA = {"seed": 5, "language": "en", "max_tokens": 60}
@@ -188,13 +190,18 @@ def test_registered_names_and_the_other_routes_formats(server, oai, walkthrough)
                                       extra_body=EXTRA).content  # fmt: skip
     assert by_name == _speech(oai, walkthrough, SENTENCES[0], "pcm")
     with httpx.Client(base_url=server.url, timeout=300) as c:
-        wav = c.get(f"/output/{walkthrough['task_id']}")
+        queued = c.post("/inference", json={"model_id": walkthrough["model_id"], "target_text": SENTENCES[0],
+                                            "target_language": "en", "seed": 5, "max_tokens": 60})  # fmt: skip
+        task = queued.json()["task_id"]
+        assert wait_task(c, task)["status"] == "SUCCESS"
+        wav = c.get(f"/output/{task}")
+        assert wav.status_code == 200
         for fmt in ("mp3", "flac", "opus"):
-            r = c.get(f"/output/{walkthrough['task_id']}", params={"format": fmt})
+            r = c.get(f"/output/{task}", params={"format": fmt})
             assert r.status_code == 200 and fmt in r.headers["content-disposition"].replace("ogg", "opus"), r.text
             audio, rate = _decoded(r.content, fmt)
             assert abs(len(audio) / rate - (len(wav.content) - 44) / 2 / 32000) < 0.1
-        assert c.get(f"/output/{walkthrough['task_id']}", params={"format": "exe"}).status_code == 422
+        assert c.get(f"/output/{task}", params={"format": "exe"}).status_code == 422
         params = {"model_id": walkthrough["model_id"], "target_text": SENTENCES[0], "target_language": "en", "seed": 5,
                   "max_tokens": 60, "media_type": "aac"}  # fmt: skip
         r = c.get("/streamInference", params=params)
