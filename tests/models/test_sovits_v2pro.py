@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
+from mockvox.infer.streaming import FrameNoise, StreamConfig, V2Chunks
 from mockvox.models.discriminators import V2PRO_PERIODS, MultiPeriodDiscriminator
 from mockvox.models.sovits_common import SoVITSBase
 from mockvox.models.sovits_v2 import TINY, TINY_PRO, SynthesizerTrn
@@ -59,8 +61,8 @@ def test_several_references_are_averaged_after_the_prelu(model):
     assert not torch.allclose(one, model.decode(codes, text, ref, noise_scale=0.0, sv_emb=sv2))
 
 
-def test_stepwise_synthesis_equals_decode(model):
-    """``encode_codes`` takes the fused ge and projects it for MRTE itself (the streaming path)."""
+def test_stepwise_and_streamed_synthesis_equal_decode(model):
+    """``encode_codes`` takes the fused ge and projects it for MRTE itself: the pipeline's and streaming's path."""
     codes, text, ref, sv = _inputs()
     with torch.no_grad():
         ge = model.reference_embedding(ref, sv_emb=sv)
@@ -68,6 +70,9 @@ def test_stepwise_synthesis_equals_decode(model):
         wav = model.decode_latent(m_p, y_mask, ge)
     assert torch.equal(wav, model.decode(codes, text, ref, noise_scale=0.0, speed=1.25, sv_emb=sv))
     assert wav.shape == (1, 1, (int(2 * 8 / 1.25) + 1) * model.hop_length)
+    chunks = V2Chunks(model, ge, text, 0.0, 1.0, FrameNoise(0, model.inter_channels), StreamConfig("token"))
+    streamed = chunks.push(codes.view(-1), codes.numel(), final=True)
+    assert np.array_equal(streamed, model.decode(codes, text, ref, noise_scale=0.0, sv_emb=sv)[0, 0].numpy())
 
 
 def test_training_forward_trains_the_fusion():
