@@ -55,6 +55,7 @@ PRETRAINED_MD5 = {  # md5 of the first 8192 bytes of the official pretrained gen
 }
 V1_MAX_BYTES = 82978 * 1024  # official size rule for header-less files: smaller -> v1
 V2_MAX_BYTES = 700 * 1024 * 1024  # smaller -> v2, else v3
+V2PROPLUS_DECODER_WIDTH = 768  # s2v2ProPlus.json upsample_initial_channel (v2Pro: 512)
 
 
 # --- safe loading -----------------------------------------------------------------------------------------------------
@@ -271,14 +272,23 @@ def detect_sovits_version(path: str | os.PathLike) -> SovitsVersion:
     return SovitsVersion("v2", "v2" if size < V2_MAX_BYTES else "v3", False)
 
 
-def sovits_version_from_weights(weight: dict[str, torch.Tensor]) -> SovitsVersion:
-    """Version guessed from the keys: v3/v4 have ``cfm.*``, v2Pro(Plus) ``ge_to512``; 322 symbols means v1."""
+def sovits_version_from_weights(weight: dict[str, torch.Tensor], config: dict | None = None) -> SovitsVersion:
+    """Version guessed from the keys: v3/v4 have ``cfm.*``, v2Pro(Plus) ``sv_emb``, 322 symbols means v1.
+
+    v2Pro and v2ProPlus differ only in decoder sizes: ``config.model.version`` decides when it names one of them,
+    else the official decoder width (``dec.conv_pre`` 768 channels: v2ProPlus, else v2Pro).
+    """
     emb = weight.get("enc_p.text_embedding.weight")
     symbols = "v1" if emb is not None and emb.shape[0] == 322 else "v2"
     if any(k.startswith("cfm.") for k in weight):
         return SovitsVersion("v2", "v4", False)
-    if any(k.startswith("ge_to512.") for k in weight):
-        return SovitsVersion("v2", "v2Pro", False)
+    if "sv_emb.weight" in weight or any(k.startswith("ge_to512.") for k in weight):
+        named = ((config or {}).get("model") or {}).get("version")
+        if named in ("v2Pro", "v2ProPlus"):
+            return SovitsVersion("v2", named, False)
+        conv_pre = weight.get("dec.conv_pre.weight")
+        wide = conv_pre is not None and conv_pre.shape[0] == V2PROPLUS_DECODER_WIDTH
+        return SovitsVersion("v2", "v2ProPlus" if wide else "v2Pro", False)
     return SovitsVersion(symbols, symbols, False)
 
 
@@ -287,12 +297,11 @@ def load_sovits_checkpoint(path: str | os.PathLike) -> SovitsCheckpoint:
     ckpt = read_checkpoint(path)
     if "weight" not in ckpt:
         raise ValueError(f"{path}: no 'weight' entry; keys are {sorted(ckpt)}")
+    config = plain(ckpt.get("config") or {})
     version = detect_sovits_version(path)
     if version.model in ("v1", "v2") and not version.lora:
-        version = sovits_version_from_weights(ckpt["weight"])
-    return SovitsCheckpoint(
-        ckpt["weight"], plain(ckpt.get("config") or {}), ckpt.get("info"), version, ckpt.get("lora_rank")
-    )
+        version = sovits_version_from_weights(ckpt["weight"], config)
+    return SovitsCheckpoint(ckpt["weight"], config, ckpt.get("info"), version, ckpt.get("lora_rank"))
 
 
 def save_sovits_checkpoint(

@@ -101,6 +101,32 @@ def test_headered_export_and_version_detection(tmp_path):
     assert ck.load_sovits_checkpoint(plain).version == ck.SovitsVersion("v2", "v2", False)  # keys: 732 symbols
 
 
+def test_v2pro_versions_from_weights_and_config():
+    pro = {"sv_emb.weight": torch.zeros(4, 40), "dec.conv_pre.weight": torch.zeros(512, 192, 7)}
+    assert ck.sovits_version_from_weights(pro).model == "v2Pro"
+    plus = {**pro, "dec.conv_pre.weight": torch.zeros(768, 192, 7)}  # the official ProPlus decoder width
+    assert ck.sovits_version_from_weights(plus) == ck.SovitsVersion("v2", "v2ProPlus", False)
+    assert ck.sovits_version_from_weights(pro, {"model": {"version": "v2ProPlus"}}).model == "v2ProPlus"
+    assert ck.sovits_version_from_weights({"dec.conv_pre.weight": torch.zeros(768, 192, 7)}).model == "v2"
+
+
+def test_tiny_v2pro_export_rebuilds_from_its_config(tmp_path):
+    from mockvox.models.sovits_v2 import TINY, TINY_PRO, SynthesizerTrn
+
+    net = SynthesizerTrn.tiny(version="v2ProPlus")
+    sizes = {**TINY, **TINY_PRO, "version": "v2ProPlus"}
+    config = {"data": {"filter_length": (TINY["spec_channels"] - 1) * 2}, "model": sizes}
+    path = ck.save_sovits_checkpoint(tmp_path / "x.pth", net.state_dict(), config, "e1", version="v2ProPlus")
+    assert path.read_bytes()[:2] == b"06"
+    loaded = SynthesizerTrn.from_checkpoint(path)
+    assert loaded.version == "v2ProPlus" and not loaded.training and not hasattr(loaded, "enc_q")
+    assert all(torch.equal(v, net.state_dict()[k].half().float()) for k, v in loaded.state_dict().items())
+    with pytest.raises(ValueError, match="SynthesizerTrn loads v2, v2Pro, v2ProPlus"):
+        SynthesizerTrn.from_checkpoint(ck.save_sovits_checkpoint(tmp_path / "v4.pth", {}, {}, "x", "v4", lora_rank=4))
+    with pytest.raises(ValueError, match="do not fit"):
+        SynthesizerTrn.from_checkpoint(path, gin_channels=40)
+
+
 def test_pretrained_files_are_recognised_by_hash(tmp_path, monkeypatch):
     path = ck.write_checkpoint({"weight": {"a": torch.zeros(3)}}, tmp_path / "s2Gv4.pth")
     import hashlib

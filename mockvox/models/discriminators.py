@@ -1,7 +1,7 @@
 """SoVITS v2 discriminator: re-implements GPT-SoVITS ``module/models.py::MultiPeriodDiscriminator`` (weight norm).
 
-One scale discriminator (``DiscriminatorS``) plus one period discriminator per period; spectral norm is not
-implemented (the official configs use weight norm).
+One scale discriminator (``DiscriminatorS``) plus one period discriminator per period (v2Pro and v2ProPlus add
+periods 17 and 23); spectral norm is not implemented (the official configs use weight norm).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from mockvox.modules.commons import LRELU_SLOPE, WNConv1d, WNConv2d, get_padding
 
 V2_PERIODS = (2, 3, 5, 7, 11)
 V2PRO_PERIODS = (2, 3, 5, 7, 11, 17, 23)
+PERIODS = {"v2": V2_PERIODS, "v2Pro": V2PRO_PERIODS, "v2ProPlus": V2PRO_PERIODS}  # by SoVITS version
 
 
 class DiscriminatorP(nn.Module):
@@ -83,6 +84,13 @@ class MultiPeriodDiscriminator(nn.Module):
     def __init__(self, periods: tuple[int, ...] = V2_PERIODS):
         super().__init__()
         self.discriminators = nn.ModuleList([DiscriminatorS()] + [DiscriminatorP(p) for p in periods])
+
+    @classmethod
+    def for_version(cls, version: str) -> MultiPeriodDiscriminator:
+        """The official discriminator of a SoVITS version (v2: 6 sub-discriminators, v2Pro/v2ProPlus: 8)."""
+        if version not in PERIODS:
+            raise ValueError(f"no discriminator for SoVITS version {version!r}; accepted: {', '.join(PERIODS)}")
+        return cls(PERIODS[version])
 
     def forward(self, y: torch.Tensor, y_hat: torch.Tensor):
         """Real ``y`` and generated ``y_hat`` ``[B, 1, T]`` -> (logits_r, logits_g, fmaps_r, fmaps_g), one per sub-D."""

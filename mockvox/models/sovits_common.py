@@ -44,6 +44,8 @@ class SoVITSBase(nn.Module):
 
     Args:
         ref_bins: how many low spectrogram bins ``ref_enc`` reads (official: 704 of 1025).
+        mrte_projection: the subclass projects ``ge`` to ``mrte_hidden`` (:meth:`mrte_condition`), so the two widths
+            may differ (v2Pro: ``ge_to512``); otherwise MRTE adds ``ge`` itself.
         freeze_quantizer: ``frozen_parts`` then run in eval mode and without gradients in the training forward.
         decoder: builds the modules registered right after ``enc_p`` (v2: ``dec``, ``enc_q``, ``flow``), by name.
     """
@@ -69,15 +71,16 @@ class SoVITSBase(nn.Module):
         mrte_heads: int = 4,
         style_hidden: int = 128,
         freeze_quantizer: bool = True,
+        mrte_projection: bool = False,
         decoder: Callable[[], dict[str, nn.Module]] | None = None,
     ):
         super().__init__()
-        if mrte_hidden != gin_channels:
+        if mrte_hidden != gin_channels and not mrte_projection:
             raise ValueError(f"mrte_hidden ({mrte_hidden}) must equal gin_channels ({gin_channels}): MRTE adds ge")
         if ref_bins > spec_channels:
             raise ValueError(f"ref_bins ({ref_bins}) exceeds spec_channels ({spec_channels})")
         self.spec_channels, self.inter_channels, self.hidden_channels = spec_channels, inter_channels, hidden_channels
-        self.gin_channels = gin_channels
+        self.gin_channels, self.mrte_hidden = gin_channels, mrte_hidden
         self.ref_bins = ref_bins
         self.freeze_quantizer = freeze_quantizer
         self.enc_p = TextEncoder(
@@ -97,7 +100,7 @@ class SoVITSBase(nn.Module):
         for klass in cls.__mro__[: cls.__mro__.index(SoVITSBase) + 1]:
             params = inspect.signature(klass.__init__).parameters.values()
             keys |= {p.name for p in params if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
-        return keys - {"self", "decoder"}
+        return keys - {"self", "decoder", "mrte_projection"}
 
     def reference_embedding(self, refer: Tensor, lengths: Tensor | None = None) -> Tensor:
         """Linear spectrogram ``[B, spec_channels, T]`` -> ``ge [B, gin, 1]`` from its first ``ref_bins`` bins."""
@@ -105,6 +108,10 @@ class SoVITSBase(nn.Module):
             lengths = torch.full((refer.size(0),), refer.size(2), dtype=torch.long, device=refer.device)
         mask = sequence_mask(lengths, refer.size(2)).unsqueeze(1).to(refer.dtype)
         return self.ref_enc(refer[:, : self.ref_bins] * mask, mask)
+
+    def mrte_condition(self, ge: Tensor) -> Tensor:
+        """The style MRTE adds, ``[B, mrte_hidden, 1]``, from ``ge [B, gin, 1]``: ``ge`` itself here."""
+        return ge
 
     def extract_latent(self, ssl: Tensor) -> Tensor:
         """HuBERT features ``[B, ssl_dim, T50]`` -> semantic codes ``[B, 1, T50 // 2]`` (25 Hz)."""
@@ -132,4 +139,4 @@ class SoVITSBase(nn.Module):
         text_lengths = torch.full((b,), text.size(-1), dtype=torch.long, device=text.device)
         quantized = self.quantizer.decode(codes).to(ge.dtype)  # [B, ssl_dim, T25]
         quantized = F.interpolate(quantized, size=quantized.shape[-1] * 2, mode="nearest")
-        return self.enc_p(quantized, y_lengths, text, text_lengths, ge, speed, fixed_grid)
+        return self.enc_p(quantized, y_lengths, text, text_lengths, self.mrte_condition(ge), speed, fixed_grid)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -17,6 +18,7 @@ import torch
 from safetensors.torch import load_file
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+STRICT = os.environ.get("MOCKVOX_CONFORMANCE_STRICT") == "1"  # the fixtures' optional CPU-fp32 tolerance tier
 
 
 def fixtures_dir() -> Path:
@@ -98,3 +100,17 @@ class Case:
 def load_case(name: str) -> Case:
     folder = fixtures_dir() / name
     return Case(name, json.loads((folder / "case.json").read_text()), load_file(folder / "tensors.safetensors"))
+
+
+def run_checked(case: Case, runner: Callable[[Case], None]) -> None:
+    """Run ``runner(case)`` (its checks in the strict tier under ``STRICT``); assert it checked every stored output."""
+    checked: set[str] = set()
+    check = case.check
+
+    def recording_check(out_name: str, actual: torch.Tensor, strict: bool = False) -> None:
+        check(out_name, actual, strict or STRICT)
+        checked.add(out_name)
+
+    case.check = recording_check
+    runner(case)
+    assert checked == set(case.output_names()), f"outputs not checked: {set(case.output_names()) - checked}"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import os
 
 import pytest
 import torch
@@ -13,12 +12,19 @@ from mockvox.losses import discriminator_loss, feature_loss, generator_loss, kl_
 from mockvox.models.discriminators import MultiPeriodDiscriminator
 from mockvox.models.sovits_v2 import SynthesizerTrn
 from mockvox.modules.commons import slice_segments
-from tests.conformance.fixtures import Case, case_names, fixtures_dir, key_shapes, load_case, scheme_state_dict
+from tests.conformance.fixtures import (
+    Case,
+    case_names,
+    fixtures_dir,
+    key_shapes,
+    load_case,
+    run_checked,
+    scheme_state_dict,
+)
 
 pytestmark = pytest.mark.skipif(not fixtures_dir().is_dir(), reason="no GPT-SoVITS fixture folder")
 
 G_KEYS = "s2G_v2_keys_incl_enc_q"
-STRICT = os.environ.get("MOCKVOX_CONFORMANCE_STRICT") == "1"  # the fixtures' optional CPU-fp32 tolerance tier
 # s2.json data section: the mel of the s2 reconstruction loss (n_fft comes from the spectrogram's bin count).
 S2_SAMPLING_RATE, S2_N_MELS, S2_FMIN, S2_FMAX = 32000, 128, 0.0, None
 
@@ -84,9 +90,9 @@ def _run_decode(case: Case) -> None:
     case.check("wav_speed2", wav2)
 
 
-def _run_train_forward(case: Case) -> None:
-    model, p = _generator(case.seed), case.params
-    spec = case.input("spec")
+def check_train_forward(case: Case, model: SynthesizerTrn, sv_emb: torch.Tensor | None = None) -> None:
+    """Run the training forward on the case's batch (stored draws injected) and check its outputs and losses."""
+    p, spec = case.params, case.input("spec")
     with torch.no_grad():
         out = model(
             case.input("ssl"),
@@ -94,6 +100,7 @@ def _run_train_forward(case: Case) -> None:
             case.input("spec_lengths"),
             case.input("text"),
             case.input("text_lengths"),
+            sv_emb,
             noise=case.input("noise_enc_q"),
             uniform=case.input("uniform_slice"),
         )
@@ -113,14 +120,18 @@ def _run_train_forward(case: Case) -> None:
     case.check("y_slice", slice_segments(case.input("wav"), out.ids_slice * hop, p["segment_size"]))
 
 
+def _run_train_forward(case: Case) -> None:
+    check_train_forward(case, _generator(case.seed))
+
+
 def _fmap_stats(maps: list[torch.Tensor]) -> torch.Tensor:
     # [n_maps, 3]: mean, unbiased std, mean |x| in float64
     return torch.stack([torch.stack([f.double().mean(), f.double().std(), f.double().abs().mean()]) for f in maps])
 
 
-def _run_discriminator(case: Case) -> None:
-    net = MultiPeriodDiscriminator()
-    net.load_state_dict(scheme_state_dict(key_shapes("s2D_v2_keys"), case.seed), strict=True)
+def check_discriminator(case: Case, net: MultiPeriodDiscriminator, keys_name: str) -> None:
+    """Load the scheme weights for ``keys_name`` into ``net`` and check logits, feature-map statistics and losses."""
+    net.load_state_dict(scheme_state_dict(key_shapes(keys_name), case.seed), strict=True)
     with torch.no_grad():
         logits_r, logits_g, fmaps_r, fmaps_g = net.eval()(case.input("y"), case.input("y_hat"))
     for i in range(len(net.discriminators)):
@@ -131,6 +142,10 @@ def _run_discriminator(case: Case) -> None:
     case.check("loss_disc", discriminator_loss(logits_r, logits_g)[0].reshape(1))
     case.check("loss_gen", generator_loss(logits_g)[0].reshape(1))
     case.check("loss_fm", feature_loss(fmaps_r, fmaps_g).reshape(1))
+
+
+def _run_discriminator(case: Case) -> None:
+    check_discriminator(case, MultiPeriodDiscriminator(), "s2D_v2_keys")
 
 
 def _run_spec_mel(case: Case) -> None:
@@ -159,14 +174,4 @@ RUNNERS = {
 @pytest.mark.parametrize("name", case_names("s2v2_"))
 def test_golden_case(name):
     assert name in RUNNERS, f"no runner for fixture case {name!r}; known: {sorted(RUNNERS)}"
-    case = load_case(name)
-    checked: set[str] = set()
-    check = case.check
-
-    def recording_check(out_name: str, actual: torch.Tensor, strict: bool = False) -> None:
-        check(out_name, actual, strict or STRICT)
-        checked.add(out_name)
-
-    case.check = recording_check
-    RUNNERS[name](case)
-    assert checked == set(case.output_names()), f"outputs not checked: {set(case.output_names()) - checked}"
+    run_checked(load_case(name), RUNNERS[name])

@@ -73,6 +73,26 @@ def test_size_is_a_group_that_keeps_the_version(version):
     assert compose_train(["model/size=tiny", f"model={version}", "data.file_id=x"]).model == tiny.model
 
 
+@pytest.mark.parametrize("version", ["v2Pro", "v2ProPlus"])
+def test_v2pro_groups_build_the_official_and_tiny_networks(version):
+    import torch
+    from hydra.utils import instantiate
+
+    from mockvox.models.sovits_v2 import SynthesizerTrn
+
+    def shapes(net):
+        return {k: tuple(v.shape) for k, v in net.state_dict().items()}
+
+    cfg = compose_train([f"model={version}", "data.file_id=x"])
+    assert cfg.model.size == "official" and cfg.model.sample_rate == 32000
+    with torch.device("meta"):
+        net, disc = instantiate(cfg.model.sovits.net), instantiate(cfg.model.sovits.discriminator)
+        assert shapes(net) == shapes(SynthesizerTrn.official(version)) and len(disc.discriminators) == 8
+    tiny = compose_train([f"model={version}", "model/size=tiny", "pretrained=none", "data.file_id=x"])
+    assert _subset(tiny.model.sovits.net, {**TINY_V2_SOVITS, "gin_channels": 32, "version": version})
+    assert instantiate(tiny.model.sovits.net).ge_to512.out_features == tiny.model.sovits.net.mrte_hidden
+
+
 def test_the_old_size_forms_fail_clearly():
     from hydra.errors import MissingConfigException
 
@@ -106,6 +126,10 @@ def test_the_old_size_forms_fail_clearly():
         ("model", {
             "v2": {"version": "v2", "sample_rate": 32000, "size": "official", "sovits": {"train": {"c_mel": 45.0}}},
             "v4": {"version": "v4", "sample_rate": 48000, "size": "official", "sovits": {"train": {"lora_rank": 32}}},
+            "v2Pro": {"version": "v2Pro", "sample_rate": 32000, "sovits": {"net": {"version": "v2Pro",
+                      "gin_channels": 1024}, "discriminator": {"periods": [2, 3, 5, 7, 11, 17, 23]}}},
+            "v2ProPlus": {"version": "v2ProPlus", "sovits": {"net": {"version": "v2ProPlus",
+                          "upsample_initial_channel": 768}, "train": {"c_mel": 45.0}}},
         }),
         ("model/size", {
             "official": {"size": "official", "gpt": {"net": {"_target_": T2S}},
