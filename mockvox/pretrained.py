@@ -29,7 +29,7 @@ def _official_files() -> dict:
     return {"hubert": option["hubert"], "bert": option["bert"], **option["files"]}
 
 
-# {"hubert": folder, "bert": folder, "v2": {role: file}, "v4": {role: file}}, relative to the pretrained folder
+# {"hubert": folder, "bert": folder, "v2": {role: file}, "v2Pro": ..., "v4": ...}, relative to the pretrained folder
 OFFICIAL_FILES: dict = _official_files()
 FOLDER_FILES = {  # what the HuBERT and BERT folders hold
     "hubert": ("config.json", "preprocessor_config.json", "pytorch_model.bin"),
@@ -55,7 +55,7 @@ def required_files(version: str = "all") -> list[str]:
         versions = [version]
     else:
         raise ValueError(f"unknown version {version!r}; accepted: {', '.join([*VERSION_FILES, 'all'])}")
-    return [*COMMON, *(f for v in versions for f in VERSION_FILES[v])]
+    return list(dict.fromkeys([*COMMON, *(f for v in versions for f in VERSION_FILES[v])]))  # shared files once
 
 
 # --- sources ----------------------------------------------------------------------------------------------------------

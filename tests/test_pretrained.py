@@ -35,11 +35,12 @@ def test_download_fetches_and_verifies_a_version(hub, tmp_path):
     assert [r.file for r in rows] == pt.required_files("v2") and all(r.verified for r in rows)
     for f in pt.required_files("v2"):
         assert (root / f).read_bytes() == (hub / f).read_bytes()
-    assert not (root / "s1v3.ckpt").exists()  # v4-only file not fetched
+    assert not (root / "s1v3.ckpt").exists()  # v2Pro/v4-only file not fetched
     present, missing = pt.check("v2", root)
     assert missing == [] and all(s.verified for s in present)
     _, missing_all = pt.check("all", root)
-    assert {s.file for s in missing_all} == set(pt.VERSION_FILES["v4"])
+    others = {f for v, files in pt.VERSION_FILES.items() if v != "v2" for f in files}
+    assert {s.file for s in missing_all} == others
 
 
 def test_download_resumes_a_partial_copy_and_replaces_broken_files(hub, tmp_path):
@@ -143,3 +144,18 @@ def test_default_dir_follows_the_environment(monkeypatch, tmp_path):
     assert pt.Store("relative").root == tmp_path / "relative"
     with pytest.raises(ValueError, match="accepted"):
         pt.required_files("v9")
+
+
+@pytest.mark.parametrize("version", ["v2Pro", "v2ProPlus"])
+def test_pro_versions_need_their_generator_the_sv_model_and_the_v4_gpt(hub, tmp_path, version):
+    suffix = version.removeprefix("v2")
+    files = pt.required_files(version)
+    assert files[len(pt.COMMON) :] == [
+        "s1v3.ckpt", f"v2Pro/s2Gv2{suffix}.pth", f"v2Pro/s2Dv2{suffix}.pth", "sv/pretrained_eres2netv2w24s4ep4.ckpt"
+    ]  # fmt: skip
+    assert pt.required_files("all").count("s1v3.ckpt") == 1  # shared by v2Pro, v2ProPlus and v4, listed once
+    rows = pt.download(version, tmp_path / "pre", pt.FolderSource(hub), log=lambda _: None)
+    assert [r.file for r in rows] == files and all(r.verified for r in rows)
+    parser = argparse.ArgumentParser()
+    pt.register_cli(parser.add_subparsers())
+    assert parser.parse_args(["pretrained", "check", "--version", version]).version == version
