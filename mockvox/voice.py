@@ -1,16 +1,15 @@
 """The trained-voice format: model folders written atomically by training, loaded for synthesis and resuming.
 
 This module is the only one that reads or writes a voice folder. A folder holds ``mockvox.yaml`` and official-format
-exports, so GPT-SoVITS can load the same files: ``gpt.ckpt``
-(fp16 GPT, ``model.`` keys), ``sovits.pth`` (v2: fp16 generator without ``enc_q``; v4: the LoRA export, header
-``04``, applied on top of the base generator and merged at load time), plus ``sovits_base.pth`` / ``vocoder.pth`` /
-``hubert/`` when those are not the official pretrained files. Pretrained parts are referenced as
-``{pretrained: <path under pretrained_dir>}`` (GPT-SoVITS's ``pretrained_models`` layout). A voice also carries
-a default reference, ``reference.wav`` (a 3-10 s slice of its own dataset) with its transcript and language under
-``reference:``, so that it can be asked to speak with a text alone.
+exports GPT-SoVITS loads too: ``gpt.ckpt`` (fp16, ``model.`` keys), ``sovits.pth`` (v2 family: fp16 generator without
+``enc_q``, header ``05``/``06`` for v2Pro/v2ProPlus; v4: the LoRA export, header ``04``, merged into the base at load
+time), plus ``sovits_base.pth`` / ``vocoder.pth`` / ``hubert/`` / ``sv.ckpt`` (the v2Pro speaker-verification network)
+when not the official pretrained files, which are referenced as ``{pretrained: <path under pretrained_dir>}``
+(GPT-SoVITS's ``pretrained_models`` layout). A voice also carries a default reference, ``reference.wav`` (a 3-10 s slice
+of its dataset) with its transcript and language under ``reference:``, so that it can speak a text alone.
 
 Loading alone gives self-contained networks (a v4 LoRA merged into its own copy of the base, as upstream). Loading
-through :class:`SharedParts` (what resident voices do) gives every voice the same HuBERT / BERT / vocoder and, for
+through :class:`SharedParts` (resident voices) gives every voice the same HuBERT / BERT / vocoder / SV network and, for
 v4, the same base generator in memory, each voice adding only its GPT, its adapters and its fully trained modules.
 """
 
@@ -41,9 +40,11 @@ from mockvox.checkpoints import (
     save_sovits_checkpoint,
     write_checkpoint,
 )
+from mockvox.models.eres2net import SpeakerEncoder
 from mockvox.models.hubert import HubertSSL
 from mockvox.models.lora import has_lora, load_lora, overlay_lora, save_lora
-from mockvox.models.sovits_v2 import SynthesizerTrn
+from mockvox.models.sovits_v2 import PRO_VERSIONS, SynthesizerTrn
+from mockvox.models.sovits_v2 import VERSIONS as V2_FAMILY
 from mockvox.models.sovits_v4 import SynthesizerTrnV3
 from mockvox.models.t2s import T2SConfig, Text2Semantic
 from mockvox.models.vocoder_v4 import V4_VOCODER, build_vocoder, load_vocoder
@@ -52,18 +53,19 @@ from mockvox.pretrained import OFFICIAL_FILES, PretrainedMissing, default_dir
 from mockvox.text.bert import Bert, load_bert
 
 CONFIG_NAME = "mockvox.yaml"
-VERSIONS = ("v2", "v4")
+VERSIONS = (*V2_FAMILY, "v4")  # the v2 family: v2, v2Pro, v2ProPlus (32 kHz, one SoVITS file)
 PRETRAINED = {  # official files, relative to pretrained_dir (mockvox.pretrained.OFFICIAL_FILES)
     "sovits_base": OFFICIAL_FILES["v4"]["sovits"],
     "vocoder": OFFICIAL_FILES["v4"]["vocoder"],
     "hubert": OFFICIAL_FILES["hubert"],
     "bert": OFFICIAL_FILES["bert"],
+    "sv": OFFICIAL_FILES["v2Pro"]["sv"],
 }
 MEL_FRAME_RATE = 100  # v4 mel frames per second (32 kHz / hop 320); the vocoder upsamples each frame
 log = logging.getLogger(__name__)
 REFERENCE_NAME = "reference.wav"
 HOLDOUT_DIR = "holdout"  # the held-out slices' audio in a voice folder
-_RESERVED = ("version", "sample_rate", "spectrogram", "gpt", "sovits", "sovits_base", "vocoder", "hubert", "bert",
+_RESERVED = ("version", "sample_rate", "spectrogram", "gpt", "sovits", "sovits_base", "vocoder", "hubert", "bert", "sv",
              "reference", "holdout")  # fmt: skip
 
 
@@ -94,8 +96,8 @@ def voice_holdout(model_dir: str | os.PathLike, config: Mapping | None = None) -
 class LoadedVoice:
     """Everything synthesis needs, in eval mode on one device."""
 
-    version: str  # "v2" | "v4"
-    sample_rate: int  # output rate: 32000 (v2), 48000 (v4)
+    version: str  # "v2" | "v2Pro" | "v2ProPlus" | "v4"
+    sample_rate: int  # output rate: 32000 (v2 family), 48000 (v4)
     gpt: Text2Semantic
     sovits: SynthesizerTrn | SynthesizerTrnV3
     hubert: HubertSSL
@@ -108,6 +110,7 @@ class LoadedVoice:
     reference: Reference | None = None  # the voice's default reference
     holdout: tuple[Reference, ...] = ()  # slices its training left out (real audio for the evaluation)
     spectrogram: Spectrogram = OFFICIAL  # of the reference spectrogram (what the SoVITS was trained on)
+    sv: SpeakerEncoder | None = None  # v2Pro / v2ProPlus: the speaker-verification network (fp32)
 
 
 # --- loading ----------------------------------------------------------------------------------------------------------
@@ -119,7 +122,8 @@ def read_voice_config(model_dir: str | os.PathLike) -> dict:
     config = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     if config.get("version") not in VERSIONS:
         raise ValueError(f"{path}: version {config.get('version')!r} is not supported; accepted: {', '.join(VERSIONS)}")
-    required = ["gpt", "sovits", "hubert"] + (["sovits_base", "vocoder"] if config["version"] == "v4" else [])
+    extra = {"v4": ["sovits_base", "vocoder"], **dict.fromkeys(PRO_VERSIONS, ["sv"])}.get(config["version"], [])
+    required = ["gpt", "sovits", "hubert", *extra]
     missing = [k for k in required if not isinstance(config.get(k), dict)]
     if missing:
         raise ValueError(f"{path}: missing or malformed entries {missing}")
@@ -167,8 +171,8 @@ def _load_gpt(path: Path, entry: Mapping) -> Text2Semantic:
     return model
 
 
-def _load_sovits_v2(path: Path, kwargs: Mapping) -> SynthesizerTrn:
-    model = SynthesizerTrn(**{**kwargs, "use_enc_q": False})
+def _load_sovits_v2(path: Path, kwargs: Mapping, version: str) -> SynthesizerTrn:
+    model = SynthesizerTrn(**{**kwargs, "version": version, "use_enc_q": False})
     weight = {k: v for k, v in load_sovits_checkpoint(path).weight.items() if not k.startswith("enc_q.")}
     model.load_state_dict(weight)
     return model
@@ -239,9 +243,9 @@ def load_voice(
 ) -> LoadedVoice:
     """Load a model folder written by :func:`write_voice` (``{pretrained: X}`` parts come from ``pretrained_dir``).
 
-    With ``parts``, HuBERT, BERT, the vocoder and the v4 base generator are taken from (or put into) it and a v4 LoRA
-    stays unmerged over the shared base (:func:`mockvox.models.lora.overlay_lora`); without, every network is the
-    voice's own and the LoRA is merged.
+    With ``parts``, HuBERT, BERT, the vocoder, the SV network and the v4 base generator are taken from (or put into)
+    it and a v4 LoRA stays unmerged over the shared base (:func:`mockvox.models.lora.overlay_lora`); without, every
+    network is the voice's own and the LoRA is merged.
 
     ``precision`` ``bf16`` / ``fp16`` gives each network the reduced precision where this hardware runs it fast
     (:func:`mockvox.precision.plan`); a mapping ``{"gpt": "bf16", "sovits": "fp32", ...}`` is taken as given.
@@ -269,9 +273,12 @@ def load_voice(
     gpt_dtype = torch.float32 if int8 else dtypes["gpt"]
     gpt = _load_gpt(resolve("GPT", config["gpt"]), config["gpt"]).to(device).prepare_inference(gpt_dtype, int8)
     sovits_path, sovits_kwargs = resolve("SoVITS", config["sovits"]), config["sovits"].get("kwargs") or {}
-    vocoder = None
-    if version == "v2":
-        sovits = _load_sovits_v2(sovits_path, sovits_kwargs).to(device, dtypes["sovits"]).eval()
+    vocoder = sv = None
+    if version in PRO_VERSIONS:
+        sizes = config["sv"].get("kwargs") or {}
+        sv = part("sv", config["sv"], lambda p: SpeakerEncoder.from_checkpoint(p, **sizes).to(device).eval())
+    if version in V2_FAMILY:
+        sovits = _load_sovits_v2(sovits_path, sovits_kwargs, version).to(device, dtypes["sovits"]).eval()
     else:
         if own:
             sovits = load_lora(_v4_base(sovits_kwargs, config["sovits_base"], resolve), sovits_path, merge=True)
@@ -284,12 +291,8 @@ def load_voice(
         vocoder_kwargs = config["vocoder"].get("kwargs") or {}
         vocoder = part("vocoder", config["vocoder"],
                        lambda p: load_vocoder(p, **vocoder_kwargs).to(device, dtypes["vocoder"]).eval())  # fmt: skip
-    hubert = part(
-        "hubert",
-        config["hubert"],
-        lambda p: HubertSSL.from_pretrained(p, dtype=dtypes["hubert"]).to(device).eval(),
-        "config.json",
-    )
+    hubert = part("hubert", config["hubert"], lambda p: HubertSSL.from_pretrained(p, dtype=dtypes["hubert"]).to(device)
+                  .eval(), "config.json")  # fmt: skip
     bert = None
     if config.get("bert"):
         bert = part("bert", config["bert"], lambda p: load_bert(p, str(device), local_files_only=True), "config.json")
@@ -308,6 +311,7 @@ def load_voice(
         reference=voice_reference(model_dir, config),
         holdout=voice_holdout(model_dir, config),
         spectrogram=Spectrogram.from_mapping(config.get("spectrogram")),
+        sv=sv,
     )
 
 
@@ -324,7 +328,7 @@ def _plain_yaml(obj: Any) -> Any:
 
 
 def _sample_rate(version: str, vocoder_entry: Mapping | None, spectrogram: Spectrogram = OFFICIAL) -> int:
-    if version == "v2":  # the generator decodes at its input rate
+    if version in V2_FAMILY:  # the generator decodes at its input rate
         return spectrogram.sampling_rate
     rates = {**V4_VOCODER, **((vocoder_entry or {}).get("kwargs") or {})}["upsample_rates"]
     return MEL_FRAME_RATE * math.prod(rates)
@@ -350,9 +354,9 @@ def base_state_dict(model: nn.Module | Mapping) -> dict[str, torch.Tensor]:
 
 def _write_module_parts(staging: Path, version: str, sovits_base, vocoder, vocoder_kwargs) -> dict:
     """Write ``sovits_base.pth`` / ``vocoder.pth`` (v4) and return their config entries."""
-    if version == "v2":
+    if version in V2_FAMILY:
         if sovits_base is not None or vocoder is not None:
-            raise ValueError("sovits_base and vocoder belong to v4 model folders; pass None for v2")
+            raise ValueError(f"sovits_base and vocoder belong to v4 model folders; pass None for {version}")
         return {}
     for name, value in (("sovits_base", sovits_base), ("vocoder", vocoder)):
         if isinstance(value, str) and value != "pretrained":
@@ -381,15 +385,30 @@ def _write_sovits(
     staging: Path, version: str, sovits: nn.Module, sovits_kwargs: Mapping, info: str, spectrogram: Spectrogram
 ) -> dict:
     path, config = staging / "sovits.pth", _official_s2_config(version, sovits_kwargs, spectrogram)
-    if version == "v2":
-        if not isinstance(sovits, SynthesizerTrn):
-            raise ValueError(f"a v2 voice needs a SynthesizerTrn, got {type(sovits).__name__}")
-        save_sovits_checkpoint(path, sovits.state_dict(), config, info, version="v2", export=True)
+    if version in V2_FAMILY:
+        if not isinstance(sovits, SynthesizerTrn) or sovits.version != version:
+            got = f"{type(sovits).__name__} {getattr(sovits, 'version', '')}"
+            raise ValueError(f"a {version} voice needs a SynthesizerTrn(version={version!r}), got a {got}")
+        save_sovits_checkpoint(path, sovits.state_dict(), config, info, version=version, export=True)
     else:
         if not isinstance(sovits, SynthesizerTrnV3) or not has_lora(sovits):
             raise ValueError("a v4 voice needs a SynthesizerTrnV3 whose cfm carries LoRA adapters (lora.add_lora)")
         save_lora(sovits, path, config, info)
     return {"file": "sovits.pth", "kwargs": dict(sovits_kwargs)}
+
+
+def _write_sv(staging: Path, version: str, sv: SpeakerEncoder | str | None, sizes: Mapping | None) -> dict:
+    """The v2Pro SV network: bundled as ``sv.ckpt`` (a bare state dict, like the official file) or the pretrained."""
+    if version not in PRO_VERSIONS:
+        if sv is not None:
+            raise ValueError(f"sv belongs to {' and '.join(PRO_VERSIONS)} model folders; pass None for {version}")
+        return {}
+    if not isinstance(sv, SpeakerEncoder) and sv not in (None, "pretrained"):
+        raise ValueError(f"sv must be a SpeakerEncoder, 'pretrained' or None, got {sv!r}")
+    entry = {"file": "sv.ckpt"} if isinstance(sv, SpeakerEncoder) else {"pretrained": PRETRAINED["sv"]}
+    if isinstance(sv, SpeakerEncoder):
+        torch.save({k: v.detach().cpu().contiguous() for k, v in sv.net.state_dict().items()}, staging / "sv.ckpt")
+    return {"sv": {**entry, "kwargs": dict(sizes)} if sizes else entry}
 
 
 def _write_hubert(staging: Path, hubert) -> dict:
@@ -424,6 +443,8 @@ def write_voice(
     vocoder: nn.Module | str | None = None,
     vocoder_kwargs: Mapping | None = None,
     sovits_base: nn.Module | Mapping | str | None = None,
+    sv: SpeakerEncoder | str | None = None,
+    sv_kwargs: Mapping | None = None,
     extra: Mapping | None = None,
     reference: Reference | None = None,
     holdout: Sequence[Reference] = (),
@@ -441,6 +462,8 @@ def write_voice(
             None / ``"pretrained"``.
         sovits_base: v4 only: the generator weights the LoRA applies to (a model, a LoRA-wrapped model or a state
             dict), or None / ``"pretrained"`` for ``s2Gv4.pth``.
+        sv: v2Pro / v2ProPlus only: a ``SpeakerEncoder`` whose ``ERes2NetV2`` has the sizes ``sv_kwargs`` (overrides of
+            the official ones), or None / ``"pretrained"`` for ``sv/pretrained_eres2netv2w24s4ep4.ckpt``.
         extra: further top-level ``mockvox.yaml`` entries (training information).
         reference: the default reference; its audio file is copied into the folder as ``reference.wav``.
         holdout: slices the training left out, copied into ``holdout/`` (the evaluation's real audio).
@@ -456,6 +479,7 @@ def write_voice(
         config["gpt"] = {"file": "gpt.ckpt", "config": asdict(gpt.config)}
         config["sovits"] = _write_sovits(staging, version, sovits, sovits_kwargs, info, spectrogram)
         config.update(_write_module_parts(staging, version, sovits_base, vocoder, vocoder_kwargs))
+        config.update(_write_sv(staging, version, sv, sv_kwargs))
         config["hubert"] = _write_hubert(staging, hubert)
         config["bert"] = {"pretrained": PRETRAINED["bert"]} if bert else None
         config["sample_rate"] = _sample_rate(version, config.get("vocoder"), spectrogram)

@@ -1,8 +1,9 @@
-"""Non-streaming synthesis from a loaded voice: GPT-SoVITS ``TTS.run`` (v2 / v4) behind MockVox's interface.
+"""Non-streaming synthesis from a loaded voice: GPT-SoVITS ``TTS.run`` (v2 family / v4) behind MockVox's interface.
 
 Order as upstream: check the request, build the prompt (reference 3-10 s at 16 kHz + 0.6 s of zeros -> HuBERT ->
-prompt tokens; 32 kHz reference spectrogram; v4 also the reference mel and the prompt's CFM features), split the
-target (``cut1`` by default, MockVox's fixed choice), phones + BERT per fragment with the prompt's prepended for the
+prompt tokens; 32 kHz reference spectrogram, for v2Pro(Plus) with the SV embedding of the same peak-limited 32 kHz
+waveform; v4 also the reference mel and the prompt's CFM features), split the target (``cut1`` by default, MockVox's
+fixed choice), phones + BERT per fragment with the prompt's prepended for the
 GPT, seeded sampling, then SoVITS decoding per fragment; fragments above full scale are normalised and followed by
 ``fragment_interval`` seconds of silence. Deviations: the silence uses the real output rate (upstream counts 32 kHz
 samples even at 48 kHz), speed is checked against 0.25-4, requests fail with :class:`SynthesisError` instead of
@@ -44,6 +45,7 @@ from mockvox.infer.streaming import (
 )
 from mockvox.models.hubert import SAMPLE_RATE as HUBERT_RATE
 from mockvox.models.hubert import pad_prompt
+from mockvox.models.sovits_v2 import VERSIONS as V2_FAMILY
 from mockvox.models.sovits_v4 import synthesize as synthesize_v4
 from mockvox.models.t2s_decode import SamplingConfig, decode_steps, generate
 from mockvox.text.bert import phones_and_bert_many
@@ -305,7 +307,8 @@ class Synthesizer:
         spec = spectrogram_torch(ref32, s.filter_length, s.sampling_rate, s.hop_length, s.win_length)  # [1, 1025, Tr]
         phones, bert = self.phones_and_bert(text, mode)
         prompt = Prompt(text, mode, codes.long(), phones, bert.to(v.device), spec)
-        prompt.ge = v.sovits.reference_embedding(spec.to(v.dtype))
+        sv = None if v.sv is None else v.sv(ref32, s.sampling_rate)  # v2Pro: [1, 20480] of the peak-limited reference
+        prompt.ge = v.sovits.reference_embedding(spec.to(v.dtype), sv_emb=sv)  # [1, gin, 1] (Pro: after the PReLU)
         if v.version == "v4":
             fea, _ = v.sovits.decode_encp(codes.unsqueeze(0), self._phone_tensor(phones), None, ge=prompt.ge)
             prompt.fea_ref = fea.float()
@@ -340,7 +343,7 @@ class Synthesizer:
         v = self.voice
         if tokens.numel() == 0:
             return np.zeros(0, dtype=np.float32)
-        if v.version == "v2":
+        if v.version in V2_FAMILY:
             chunks = self._chunks(prompt, unit, params, StreamConfig("whole"), noise_seed, fixed_grid=False)
             return chunks.push(tokens, tokens.numel(), final=True)  # [1280 T25]
         codes, phones = tokens.view(1, 1, -1), self._phone_tensor(unit.phones)  # [1, 1, T25], [1, N]
@@ -533,7 +536,7 @@ class Synthesizer:
     def _chunks(self, prompt: Prompt, unit: TextUnit, params: SynthesisParams, cfg: StreamConfig, seed: int,
                 fixed_grid: bool) -> V2Chunks | V4Chunks:  # fmt: skip
         v, phones = self.voice, self._phone_tensor(unit.phones)
-        if v.version == "v2":
+        if v.version in V2_FAMILY:
             noise = FrameNoise(seed, v.sovits.inter_channels)
             return V2Chunks(v.sovits, prompt.ge, phones, params.noise_scale, params.speed, noise, cfg, fixed_grid)
         return V4Chunks(v.sovits, v.vocoder, prompt.ge, prompt.fea_ref, prompt.mel_ref, phones, params.speed,

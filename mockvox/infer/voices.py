@@ -4,8 +4,8 @@
 may move) -> the voice folder, downloaded once into the data root's cache -> networks loaded on a device and precision
 -> a synthesizer. :class:`VoiceCache` keeps several resident, least recently used evicted first, bounded by count and
 by the bytes of their weights, and frees their memory on eviction. Voices opened here share their pretrained parts
-(HuBERT, BERT, vocoder, the v4 base generator) through one :class:`~mockvox.voice.SharedParts` per process, so two v4
-voices on one base hold the base once.
+(HuBERT, BERT, vocoder, the v2Pro SV network, the v4 base generator) through one
+:class:`~mockvox.voice.SharedParts` per process, so two v4 voices on one base hold the base once.
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ def open_voice(ref: str, source: VoiceSource, device: str = "cpu", precision: st
 def _storages(voice: LoadedVoice) -> dict[int, int]:
     """``{storage address: bytes}`` of a voice's weights and buffers."""
     out = {}
-    modules = [voice.gpt, voice.sovits, voice.hubert, voice.vocoder, getattr(voice.bert, "model", None)]
+    modules = [voice.gpt, voice.sovits, voice.hubert, voice.vocoder, voice.sv, getattr(voice.bert, "model", None)]
     for module in (m for m in modules if isinstance(m, torch.nn.Module)):
         for tensor in [*module.parameters(), *module.buffers()]:
             storage = tensor.untyped_storage()

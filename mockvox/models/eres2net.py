@@ -152,12 +152,14 @@ class ERes2NetV2(nn.Module):
         return self.head(self.features(feats))
 
 
-def load_eres2netv2(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> ERes2NetV2:
-    """Load ``pretrained_eres2netv2w24s4ep4.ckpt`` (a bare ``torch.save`` state dict) strictly, in eval mode."""
+def load_eres2netv2(path: str | os.PathLike, map_location: str | torch.device = "cpu", **sizes) -> ERes2NetV2:
+    """Load ``pretrained_eres2netv2w24s4ep4.ckpt`` (a bare ``torch.save`` state dict) strictly, in eval mode.
+
+    ``sizes``: ``ERes2NetV2`` constructor overrides (tiny test networks); none for the official file."""
     state = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ValueError(f"{path}: expected a bare ERes2NetV2 state dict (sv/pretrained_eres2netv2w24s4ep4.ckpt)")
-    model = ERes2NetV2()
+    model = ERes2NetV2(**sizes)
     model.load_state_dict(state, strict=True)
     return model.to(map_location).eval()
 
@@ -180,13 +182,14 @@ class SpeakerEncoder(nn.Module):
         self.sample_rate = sample_rate
 
     @classmethod
-    def from_checkpoint(cls, path: str | os.PathLike, sample_rate: int = 32000) -> SpeakerEncoder:
-        return cls(load_eres2netv2(path), sample_rate)
+    def from_checkpoint(cls, path: str | os.PathLike, sample_rate: int = 32000, **sizes) -> SpeakerEncoder:
+        return cls(load_eres2netv2(path, **sizes), sample_rate)
 
     @torch.no_grad()
-    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+    def forward(self, wave: torch.Tensor, sample_rate: int | None = None) -> torch.Tensor:
+        """``sample_rate``: of ``wave`` when it is not the encoder's own rate."""
         if wave.dim() == 1:
             wave = wave[None]
         param = next(self.net.parameters())
-        feats = sv_fbank(wave.to(param.device, torch.float32), self.sample_rate)
+        feats = sv_fbank(wave.to(param.device, torch.float32), sample_rate or self.sample_rate)
         return self.net.sv_embedding(feats.to(param.dtype))

@@ -9,6 +9,7 @@ import torch
 from transformers import HubertConfig, HubertModel
 
 from mockvox.models import sovits_v2, sovits_v4
+from mockvox.models.eres2net import ERes2NetV2, SpeakerEncoder
 from mockvox.models.hubert import HubertSSL
 from mockvox.models.lora import add_lora, exported_keys
 from mockvox.models.t2s import T2SConfig, Text2Semantic
@@ -25,6 +26,11 @@ V2_KWARGS = {
     "upsample_kernel_sizes": (20, 16, 16),
     "resblock_kernel_sizes": (3,),
     "resblock_dilation_sizes": ((1, 3, 5),),
+}
+SV_KWARGS = {"m_channels": 8, "num_blocks": (1, 1, 1, 1)}  # a CPU-sized ERes2NetV2: 2560-d SV embeddings
+V2PRO_KWARGS = {  # v2Pro over the tiny v2; v2ProPlus also widens the decoder, as upstream
+    "v2Pro": {**V2_KWARGS, **sovits_v2.TINY_PRO, "sv_dim": 2560},
+    "v2ProPlus": {**V2_KWARGS, **sovits_v2.TINY_PRO, "sv_dim": 2560, "upsample_initial_channel": 48},
 }
 V4_KWARGS = {**sovits_v4.TINY, "spec_channels": 1025, "ssl_dim": 32, "codebook_size": 1024}
 VOCODER_KWARGS = {"upsample_initial_channel": 32, "resblock_kernel_sizes": [3], "resblock_dilation_sizes": [[1, 3, 5]]}
@@ -58,6 +64,16 @@ def tiny_v2(seed: int = 1) -> sovits_v2.SynthesizerTrn:
     return sovits_v2.SynthesizerTrn(**V2_KWARGS).eval()
 
 
+def tiny_v2pro(version: str = "v2Pro", seed: int = 5) -> sovits_v2.SynthesizerTrn:
+    torch.manual_seed(seed)
+    return sovits_v2.SynthesizerTrn(**V2PRO_KWARGS[version], version=version).eval()
+
+
+def tiny_sv(seed: int = 4) -> SpeakerEncoder:
+    torch.manual_seed(seed)
+    return SpeakerEncoder(ERes2NetV2(**SV_KWARGS))
+
+
 def tiny_v4(seed: int = 2, rank: int = 4) -> tuple[sovits_v4.SynthesizerTrnV3, sovits_v4.SynthesizerTrnV3]:
     """(base, LoRA-trained copy): adapters and wns1 moved off their initial values, exported entries fp16-exact."""
     torch.manual_seed(seed)
@@ -83,6 +99,13 @@ def tiny_vocoder(seed: int = 3):
 def write_v2(path: Path, **kw) -> Path:
     args = dict(version="v2", gpt=tiny_gpt(), sovits=tiny_v2(), sovits_kwargs=V2_KWARGS, hubert=tiny_hubert())
     return write_voice(path, **{**args, "bert": None, **kw})
+
+
+def write_v2pro(path: Path, version: str = "v2Pro", **kw) -> Path:
+    """A tiny v2Pro / v2ProPlus voice with its SV network bundled (``sv="pretrained"``: from the pretrained folder)."""
+    args = dict(version=version, gpt=tiny_gpt(), sovits=tiny_v2pro(version), sovits_kwargs=V2PRO_KWARGS[version])
+    extra = dict(hubert=tiny_hubert(), bert=None, sv=tiny_sv(), sv_kwargs=SV_KWARGS)
+    return write_voice(path, **{**args, **extra, **kw})
 
 
 def write_v4(path: Path, **kw) -> Path:
