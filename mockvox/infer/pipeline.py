@@ -307,8 +307,8 @@ class Synthesizer:
         spec = spectrogram_torch(ref32, s.filter_length, s.sampling_rate, s.hop_length, s.win_length)  # [1, 1025, Tr]
         phones, bert = self.phones_and_bert(text, mode)
         prompt = Prompt(text, mode, codes.long(), phones, bert.to(v.device), spec)
-        sv = None if v.sv is None else v.sv(ref32, s.sampling_rate)  # v2Pro: [1, 20480] of the peak-limited reference
-        prompt.ge = v.sovits.reference_embedding(spec.to(v.dtype), sv_emb=sv)  # [1, gin, 1] (Pro: after the PReLU)
+        pro = {} if v.sv is None else {"sv_emb": v.sv(ref32, s.sampling_rate)}  # v2Pro: [1, 20480], peak-limited ref
+        prompt.ge = v.sovits.reference_embedding(spec.to(v.dtype), **pro)  # [1, gin, 1] (Pro: after the PReLU)
         if v.version == "v4":
             fea, _ = v.sovits.decode_encp(codes.unsqueeze(0), self._phone_tensor(phones), None, ge=prompt.ge)
             prompt.fea_ref = fea.float()
