@@ -85,7 +85,6 @@ def checked_request(services, access, form) -> tuple[str, dict | None, dict]:
     """``(model_id, reference, params)`` of a synthesis request (:class:`~api.requests.StreamQuery`), every part
     checked (404 / 422) before any work; the voice and the reference must be the caller's."""
     from api.requests import params_of
-    from mockvox.infer.pipeline import SynthesisError
 
     limit = services.settings.limits.text_chars
     if len(form.target_text) > limit:
@@ -100,12 +99,37 @@ def checked_request(services, access, form) -> tuple[str, dict | None, dict]:
                            name="ref_text")  # fmt: skip
         ref = {"audio": str(services.refs.audio(info.file_id)), "text": text,
                "language": form.ref_language or info.language or "zh"}  # fmt: skip
-    params = params_of(form)
+    return model_id, ref, checked_params(params_of(form))
+
+
+def checked_params(params: dict) -> dict:
+    """A request's synthesis parameters, checked together by the library (422 naming the problem)."""
+    from mockvox.infer.pipeline import SynthesisError
+
     try:
         synthesis_params(params).check()
     except SynthesisError as exc:
         raise ApiError(422, "invalid", str(exc), name="params") from None
-    return model_id, ref, params
+    return params
+
+
+async def voice_page(services, access, limit: int, page_token: str | None, item: Callable) -> tuple[list, str | None]:
+    """One page of the caller's voices (newest first) as ``item(registry, logged model)``, and the next token."""
+    from mlflow.exceptions import MlflowException
+
+    from api.services import check_page_token
+    from mockvox.infer.registry import voice_models
+
+    registry, start = services.registry, check_page_token(page_token)
+
+    def page():
+        models, token = voice_models(registry, limit, start, access.model_filter)
+        return [item(registry, m) for m in models], token
+
+    try:
+        return await to_thread.run_sync(page)
+    except MlflowException as exc:
+        raise ApiError(422, "invalid", f"page_token: {exc.message[:200]}", name="page_token") from None
 
 
 async def encoded(state, pieces, encoder: StreamEncoder, release=None, stats: dict | None = None):

@@ -113,8 +113,7 @@ def voice_id(voice: str | dict) -> str:
 def speech_request(services, access, body) -> tuple[str, dict | None, dict]:
     """``(model_id, reference, params)`` of a ``/v1`` request, every part checked (404 / 422) before any work."""
     from api.requests import params_of
-    from api.synthesis import synthesis_params
-    from mockvox.infer.pipeline import SynthesisError
+    from api.synthesis import checked_params
 
     ref_name = model_ref(body.model)
     from mockvox.infer.registry import ModelNotFound
@@ -126,12 +125,7 @@ def speech_request(services, access, body) -> tuple[str, dict | None, dict]:
             raise ApiError(404, "model_not_found", f"{body.model[:200]!r}", name="model") from None
         raise
     ref = voice_reference(services, access, voice_id(body.voice), body.model, model_id)
-    params = params_of(body)
-    try:
-        synthesis_params(params).check()
-    except SynthesisError as exc:
-        raise ApiError(422, "invalid", str(exc), name="params") from None
-    return model_id, ref, params
+    return model_id, ref, checked_params(params_of(body))
 
 
 def voice_reference(services, access, voice: str, model: str, model_id: str) -> dict | None:

@@ -8,10 +8,10 @@ from litestar.params import Parameter
 
 from api.access import Access
 from api.controllers import MODEL_REF, options_for, path_value
-from api.errors import ApiError, message
 from api.errors import language as lang_of
+from api.errors import message
 from api.schemas import Deleted, ModelOut, ModelPage, error_responses
-from api.services import check_page_token, delete_voice
+from api.services import delete_voice
 from api.state import Services
 
 
@@ -39,20 +39,10 @@ class ModelController(Controller):
     async def list_models(self, services: Services, access: Access, limit: int = Parameter(default=50, ge=1, le=500),
                           page_token: str | None = Parameter(default=None, max_length=2000)) -> ModelPage:  # fmt: skip
         """The caller's voices, newest first; ``next_page_token`` gives the next page."""
-        from mlflow.exceptions import MlflowException
+        from api.synthesis import voice_page
+        from mockvox.infer.registry import summary
 
-        from mockvox.infer.registry import summary, voice_models
-
-        registry, start = services.registry, check_page_token(page_token)
-
-        def page():
-            models, token = voice_models(registry, limit, start, access.model_filter)
-            return [_out(summary(registry, m)) for m in models], token
-
-        try:
-            items, token = await to_thread.run_sync(page)
-        except MlflowException as exc:
-            raise ApiError(422, "invalid", f"page_token: {exc.message[:200]}", name="page_token") from None
+        items, token = await voice_page(services, access, limit, page_token, lambda r, m: _out(summary(r, m)))
         return ModelPage(items, token)
 
     @delete("/model/{model_id:path}", status_code=200, responses=error_responses(401, 404, 422))

@@ -128,21 +128,9 @@ class OpenAIController(Controller):
     async def models(self, services: Services, access: Access, limit: int = Parameter(default=50, ge=1, le=500),
                      page_token: str | None = Parameter(default=None, max_length=2000)) -> ModelList:  # fmt: skip
         """The caller's voices as OpenAI models (id: the model id; ``names``: its registry entries), newest first."""
-        from mlflow.exceptions import MlflowException
+        from api.synthesis import voice_page
 
-        from api.services import check_page_token
-        from mockvox.infer.registry import voice_models
-
-        registry, start = services.registry, check_page_token(page_token)
-
-        def page():
-            models, token = voice_models(registry, limit, start, access.model_filter)
-            return [_card(registry, m) for m in models], token
-
-        try:
-            cards, token = await to_thread.run_sync(page)
-        except MlflowException as exc:
-            raise ApiError(422, "invalid", f"page_token: {exc.message[:200]}", name="page_token") from None
+        cards, token = await voice_page(services, access, limit, page_token, _card)
         return ModelList(cards, token is not None, token)
 
 
