@@ -14,7 +14,15 @@ import torch
 
 from mockvox.audio.kaldi import fbank, fbank_batch, kaldi_mel_banks, sinc_resample, sinc_resample_kernel
 from mockvox.models.eres2net import ERes2NetV2, SpeakerEncoder, load_eres2netv2
-from tests.conformance.fixtures import Case, case_names, fixtures_dir, key_shapes, load_case, scheme_state_dict
+from tests.conformance.fixtures import (
+    Case,
+    case_names,
+    fixtures_dir,
+    key_shapes,
+    load_case,
+    run_checked,
+    scheme_state_dict,
+)
 
 pytestmark = pytest.mark.skipif(not fixtures_dir().is_dir(), reason="no GPT-SoVITS fixture folder")
 
@@ -112,17 +120,7 @@ RUNNERS = {"sv_resample": _run_resample, "sv_fbank": _run_fbank, "sv_embedding":
 @pytest.mark.parametrize("name", case_names("sv_"))
 def test_golden_case(name):
     assert name in RUNNERS, f"no runner for fixture case {name!r}; known: {sorted(RUNNERS)}"
-    case = load_case(name)
-    checked: set[str] = set()
-    check = case.check
-
-    def recording_check(out_name: str, actual: torch.Tensor, strict: bool = False) -> None:
-        check(out_name, actual, strict or STRICT)
-        checked.add(out_name)
-
-    case.check = recording_check
-    RUNNERS[name](case)
-    assert checked == set(case.output_names()), f"outputs not checked: {set(case.output_names()) - checked}"
+    run_checked(load_case(name), RUNNERS[name])
 
 
 @pytest.mark.skipif(not all(case_names(n) for n in ("sv_resample", "sv_fbank", "sv_embedding")), reason="no sv cases")
